@@ -1,0 +1,199 @@
+//! Format detection from the bytes. The filename and mime type only break ties between
+//! text formats (Markdown vs plain text), never override what the bytes say.
+use crate::error::{DocError, ErrorKind, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pdf,
+    Html,
+    Markdown,
+    Text,
+}
+
+impl Format {
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            Format::Pdf => "application/pdf",
+            Format::Html => "text/html",
+            Format::Markdown => "text/markdown",
+            Format::Text => "text/plain",
+        }
+    }
+}
+
+pub const SUPPORTED: &str = "PDF, HTML, Markdown and plain text (UTF-8 or UTF-16 with BOM)";
+
+/// What a document's bytes are, and for text formats the decoded text.
+#[derive(Debug)]
+pub struct Detected {
+    pub format: Format,
+    /// Decoded text for text formats; `None` for binary formats.
+    pub text: Option<String>,
+}
+
+/// Binary signatures we recognise but cannot read yet, so the error can name them.
+const KNOWN_BINARY: &[(&[u8], &str)] = &[
+    (b"PK\x03\x04", "ZIP container (DOCX/XLSX/PPTX/ODT/EPUB)"),
+    (b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", "OLE2 compound file (legacy .doc/.xls/.ppt)"),
+    (b"\x89PNG\r\n\x1a\n", "PNG image"),
+    (b"\xFF\xD8\xFF", "JPEG image"),
+    (b"GIF87a", "GIF image"),
+    (b"GIF89a", "GIF image"),
+    (b"II*\x00", "TIFF image"),
+    (b"MM\x00*", "TIFF image"),
+    (b"{\\rtf", "RTF document"),
+    (b"\x1F\x8B", "gzip archive"),
+];
+
+pub fn detect(bytes: &[u8], filename: Option<&str>, mime: Option<&str>) -> Result<Detected> {
+    if bytes.is_empty() {
+        return Err(DocError::new(ErrorKind::InvalidArgument, "document is empty (0 bytes)")
+            .with_hint("pass the file's contents, e.g. pg_read_binary_file(path) or a bytea parameter"));
+    }
+    // PDF readers accept the header anywhere in the first 1024 bytes.
+    if find(&bytes[..bytes.len().min(1024)], b"%PDF-").is_some() {
+        return Ok(Detected { format: Format::Pdf, text: None });
+    }
+    for (magic, name) in KNOWN_BINARY {
+        if bytes.starts_with(magic) {
+            return Err(unsupported(name));
+        }
+    }
+    if bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        return Err(unsupported("WebP image"));
+    }
+    if bytes.starts_with(b"BM") && bytes.len() > 26 && looks_binary(bytes) {
+        return Err(unsupported("BMP image"));
+    }
+    let text = decode_text(bytes)?;
+    let format = classify_text(&text, filename, mime);
+    Ok(Detected { format, text: Some(text) })
+}
+
+fn unsupported(what: &str) -> DocError {
+    DocError::new(ErrorKind::Unsupported, format!("{what} is not a supported document format"))
+        .with_hint(format!("supported formats: {SUPPORTED}"))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// NUL bytes or many control characters in the first 8 KiB mean binary data, not text.
+fn looks_binary(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(8192)];
+    let control = head
+        .iter()
+        .filter(|&&b| b == 0 || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C)))
+        .count();
+    control > 0 && (head.contains(&0) || control * 20 > head.len())
+}
+
+fn decode_text(bytes: &[u8]) -> Result<String> {
+    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        return utf8(rest, 3);
+    }
+    let utf16 = |le: bool, rest: &[u8]| -> Result<String> {
+        if rest.len() % 2 != 0 {
+            return Err(DocError::new(ErrorKind::InvalidEncoding, "UTF-16 text has an odd number of bytes"));
+        }
+        let units = rest.chunks_exact(2).map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) });
+        char::decode_utf16(units)
+            .collect::<std::result::Result<String, _>>()
+            .map_err(|e| DocError::new(ErrorKind::InvalidEncoding, format!("invalid UTF-16 text: {e}")))
+    };
+    if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
+        return utf16(true, rest);
+    }
+    if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
+        return utf16(false, rest);
+    }
+    if looks_binary(bytes) {
+        return Err(DocError::new(ErrorKind::Unsupported, "unrecognised binary data: not a supported document format")
+            .with_hint(format!("supported formats: {SUPPORTED}")));
+    }
+    utf8(bytes, 0)
+}
+
+fn utf8(bytes: &[u8], base: usize) -> Result<String> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(s.to_owned()),
+        Err(e) => Err(DocError::new(
+            ErrorKind::InvalidEncoding,
+            format!("text is not valid UTF-8 (invalid byte at offset {})", base + e.valid_up_to()),
+        )
+        .with_hint("convert the file to UTF-8 (e.g. iconv -f LATIN1 -t UTF-8) before ingesting it")),
+    }
+}
+
+fn classify_text(text: &str, filename: Option<&str>, mime: Option<&str>) -> Format {
+    let head: String = text.trim_start().chars().take(1024).collect::<String>().to_ascii_lowercase();
+    if head.starts_with("<!doctype html") || head.starts_with("<html") || head.contains("<body") || head.contains("<head>")
+    {
+        return Format::Html;
+    }
+    let ext = filename.and_then(|f| f.rsplit_once('.')).map(|(_, e)| e.to_ascii_lowercase());
+    let mime = mime.map(|m| m.to_ascii_lowercase());
+    let hinted_html = matches!(ext.as_deref(), Some("html" | "htm" | "xhtml")) || mime.as_deref() == Some("text/html");
+    if hinted_html && head.starts_with('<') {
+        return Format::Html;
+    }
+    let hinted_md = matches!(ext.as_deref(), Some("md" | "markdown" | "mdown" | "mkd"))
+        || matches!(mime.as_deref(), Some("text/markdown" | "text/x-markdown"));
+    if hinted_md || markdown_signals(text) >= 2 {
+        Format::Markdown
+    } else {
+        Format::Text
+    }
+}
+
+/// Counts lines that only Markdown writes: ATX headings, fences, links, list bullets.
+fn markdown_signals(text: &str) -> usize {
+    text.lines()
+        .take(400)
+        .filter(|l| {
+            let t = l.trim_start();
+            let hashes = t.chars().take_while(|&c| c == '#').count();
+            (1..=6).contains(&hashes) && t[hashes..].starts_with(' ')
+                || t.starts_with("```")
+                || (t.contains("](") && t.contains('['))
+        })
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(bytes: &[u8], name: Option<&str>) -> Result<Format> {
+        detect(bytes, name, None).map(|d| d.format)
+    }
+
+    #[test]
+    fn detects_by_bytes_not_name() {
+        assert_eq!(fmt(b"%PDF-1.4\n...", Some("notes.txt")).unwrap(), Format::Pdf);
+        assert_eq!(fmt(b"<!DOCTYPE html><p>hi</p>", Some("x.pdf")).unwrap(), Format::Html);
+        assert_eq!(fmt(b"just words", Some("a.txt")).unwrap(), Format::Text);
+        assert_eq!(fmt(b"# Title\n\nSee [x](http://y).\n", None).unwrap(), Format::Markdown);
+        assert_eq!(fmt(b"plain *text*", Some("readme.md")).unwrap(), Format::Markdown);
+    }
+
+    #[test]
+    fn decodes_boms() {
+        let d = detect(b"\xFF\xFEh\x00i\x00", None, None).unwrap();
+        assert_eq!(d.text.as_deref(), Some("hi"));
+        let d = detect(b"\xEF\xBB\xBFhi", None, None).unwrap();
+        assert_eq!(d.text.as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn rejects_bad_input_with_specific_kinds() {
+        assert_eq!(fmt(b"", None).unwrap_err().kind, ErrorKind::InvalidArgument);
+        assert_eq!(fmt(b"caf\xe9 au lait", None).unwrap_err().kind, ErrorKind::InvalidEncoding);
+        assert_eq!(fmt(b"caf\xe9", None).unwrap_err().message, "text is not valid UTF-8 (invalid byte at offset 3)");
+        let png = fmt(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", None).unwrap_err();
+        assert_eq!(png.kind, ErrorKind::Unsupported);
+        assert_eq!(png.message, "PNG image is not a supported document format");
+        assert_eq!(fmt(&[0x13, 0x00, 0x9c, 0xff, 0x01, 0x02], None).unwrap_err().kind, ErrorKind::Unsupported);
+    }
+}

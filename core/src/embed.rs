@@ -1,0 +1,190 @@
+//! Texts → unit vectors with a sentence-transformer exported to ONNX: word-piece tokenizer,
+//! ONNX Runtime (loaded from a shared library at run time), mean pooling, L2 normalisation.
+use crate::chunk::Piece;
+use crate::error::{DocError, ErrorKind, Result};
+use once_cell::sync::OnceCell;
+use ort::session::Session;
+use ort::value::Tensor;
+use std::path::{Path, PathBuf};
+use tokenizers::{Tokenizer, TruncationParams};
+
+/// Where a model's files are. All three must exist; nothing is ever downloaded.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub runtime: PathBuf,
+    pub model: PathBuf,
+    pub tokenizer: PathBuf,
+}
+
+/// Sequences the model reads, special tokens included (all-MiniLM-L6-v2: 256).
+pub const MAX_SEQ_LEN: usize = 256;
+/// [CLS] and [SEP].
+pub const SPECIAL_TOKENS: usize = 2;
+const BATCH: usize = 32;
+
+fn unavailable(what: &str, path: &Path, e: impl std::fmt::Display) -> DocError {
+    DocError::new(ErrorKind::ModelUnavailable, format!("cannot load {what} \"{}\": {e}", path.display())).with_hint(
+        "run `make install` (or scripts/setup.sh) to install the model files, or point the docchat.model_dir / \
+         docchat.onnxruntime_library settings at them",
+    )
+}
+
+fn require(what: &str, path: &Path) -> Result<()> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(unavailable(what, path, "file not found"))
+    }
+}
+
+/// The word-piece tokenizer, set to truncate at the model's sequence length and never pad.
+pub struct TextTokenizer(Tokenizer);
+
+impl TextTokenizer {
+    pub fn load(path: &Path) -> Result<Self> {
+        require("tokenizer", path)?;
+        let mut tok = Tokenizer::from_file(path).map_err(|e| unavailable("tokenizer", path, e))?;
+        tok.with_padding(None);
+        tok.with_truncation(Some(TruncationParams { max_length: MAX_SEQ_LEN, ..Default::default() }))
+            .map_err(|e| unavailable("tokenizer", path, e))?;
+        Ok(TextTokenizer(tok))
+    }
+
+    /// Word-pieces of `text` without special tokens and without truncation: what the chunker counts.
+    pub fn pieces(&self, text: &str) -> Result<Vec<Piece>> {
+        let mut tok = self.0.clone();
+        tok.with_truncation(None).map_err(tokenizer_failure)?;
+        let enc = tok.encode(text, false).map_err(tokenizer_failure)?;
+        let mut prev_word = None;
+        Ok(enc
+            .get_offsets()
+            .iter()
+            .zip(enc.get_word_ids())
+            .map(|(&(start, end), &word)| {
+                let word_start = word != prev_word;
+                prev_word = word;
+                Piece { start, end, word_start }
+            })
+            .collect())
+    }
+
+    fn encode(&self, text: &str) -> Result<tokenizers::Encoding> {
+        self.0.encode(text, true).map_err(tokenizer_failure)
+    }
+}
+
+fn tokenizer_failure(e: impl std::fmt::Display) -> DocError {
+    DocError::new(ErrorKind::ModelFailure, format!("tokenizer failed: {e}"))
+}
+
+/// ONNX Runtime is loaded once per process; the first library path wins.
+static RUNTIME: OnceCell<ort::environment::Environment> = OnceCell::new();
+
+fn runtime(path: &Path) -> Result<&'static ort::environment::Environment> {
+    RUNTIME.get_or_try_init(|| {
+        require("ONNX Runtime library", path)?;
+        let builder = ort::init_from(path).map_err(|e| unavailable("ONNX Runtime library", path, e))?;
+        builder.with_name("docchat").build().map_err(|e| unavailable("ONNX Runtime library", path, e))
+    })
+}
+
+pub struct Embedder {
+    session: Session,
+    tokenizer: TextTokenizer,
+    pub dim: usize,
+}
+
+impl Embedder {
+    /// Loads the runtime, the tokenizer and an ONNX session using `threads` intra-op threads.
+    pub fn load(files: &ModelFiles, threads: usize) -> Result<Self> {
+        let env = runtime(&files.runtime)?;
+        let tokenizer = TextTokenizer::load(&files.tokenizer)?;
+        require("model", &files.model)?;
+        let fail = |e: ort::Error| unavailable("model", &files.model, e);
+        let session = Session::builder(env)
+            .map_err(fail)?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| fail(e.into()))?
+            .with_inter_threads(1)
+            .map_err(|e| fail(e.into()))?
+            .commit_from_file(&files.model)
+            .map_err(fail)?;
+        let mut embedder = Embedder { session, tokenizer, dim: 0 };
+        embedder.dim = embedder.embed(&["dimension probe"])?[0].len();
+        Ok(embedder)
+    }
+
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// One unit vector per text, in order. Texts are batched by length to keep padding small.
+    pub fn embed(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let encodings = texts.iter().map(|t| self.tokenizer.encode(t)).collect::<Result<Vec<_>>>()?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| encodings[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(BATCH) {
+            let encs: Vec<_> = batch.iter().map(|&i| &encodings[i]).collect();
+            for (&i, v) in batch.iter().zip(self.run_batch(&encs)?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    fn run_batch(&mut self, encs: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>> {
+        let rows = encs.len();
+        let cols = encs.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
+        let mut ids = vec![0i64; rows * cols];
+        let mut mask = vec![0i64; rows * cols];
+        for (r, e) in encs.iter().enumerate() {
+            for (c, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate() {
+                ids[r * cols + c] = id as i64;
+                mask[r * cols + c] = m as i64;
+            }
+        }
+        let fail = |e: ort::Error| DocError::new(ErrorKind::ModelFailure, format!("embedding model failed: {e}"));
+        let shape = [rows as i64, cols as i64];
+        let inputs = ort::inputs![
+            "input_ids" => Tensor::from_array((shape, ids)).map_err(fail)?,
+            "attention_mask" => Tensor::from_array((shape, mask.clone())).map_err(fail)?,
+            "token_type_ids" => Tensor::from_array((shape, vec![0i64; rows * cols])).map_err(fail)?,
+        ];
+        let outputs = self.session.run(inputs).map_err(fail)?;
+        let (out_shape, hidden) = outputs[0].try_extract_tensor::<f32>().map_err(fail)?;
+        let dim = *out_shape.last().unwrap_or(&0) as usize;
+        Ok((0..rows).map(|r| mean_pool_normalised(&hidden[r * cols * dim..(r + 1) * cols * dim], &mask[r * cols..(r + 1) * cols], dim)).collect())
+    }
+}
+
+/// Mean of the token vectors under the attention mask, scaled to unit length.
+pub fn mean_pool_normalised(hidden: &[f32], mask: &[i64], dim: usize) -> Vec<f32> {
+    let mut sum = vec![0f32; dim];
+    let mut n = 0f32;
+    for (t, &m) in mask.iter().enumerate() {
+        if m != 0 {
+            n += 1.0;
+            for (s, h) in sum.iter_mut().zip(&hidden[t * dim..(t + 1) * dim]) {
+                *s += h;
+            }
+        }
+    }
+    let n = n.max(1.0);
+    sum.iter_mut().for_each(|s| *s /= n);
+    let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    sum.iter_mut().for_each(|s| *s /= norm);
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooling_ignores_padding_and_normalises() {
+        let hidden = [1.0, 0.0, 3.0, 0.0, 100.0, 100.0];
+        let v = mean_pool_normalised(&hidden, &[1, 1, 0], 2);
+        assert_eq!(v, vec![1.0, 0.0]);
+    }
+}

