@@ -15,6 +15,7 @@ export PATH=$DOCCHAT_CACHE/cargo-pgrx/bin:$PGINSTALL/bin:$PATH
 # The OS user that owns and runs the clusters (initdb refuses root).
 PG_OS_USER=${PG_OS_USER:-docchat}
 DOCCHAT_PORT=${DOCCHAT_PORT:-5433}
+export PIP_ROOT_USER_ACTION=ignore
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # Run a command as the cluster's OS user (as root), or as ourselves otherwise.
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u "$PG_OS_USER" -- "$@"; else "$@"; fi; }

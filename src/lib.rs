@@ -1,1 +1,19 @@
+//! docchat: the PostgreSQL extension. This crate is the thin SQL layer over `docchat-core`:
+//! settings, the SQL functions and the schema. It is the only code that sees pgrx types.
+use pgrx::prelude::*;
 
+mod api;
+mod settings;
+
+::pgrx::pg_module_magic!(name, version);
+
+// Tables, policies and SQL-language functions live in versioned SQL files.
+pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
+
+/// Runs in every process that loads the library, the postmaster included (when preloaded):
+/// only settings are defined here; models, threads and sessions are created lazily where used.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::define();
+}

