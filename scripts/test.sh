@@ -6,7 +6,7 @@ bash "$REPO/scripts/setup.sh"
 bash "$REPO/scripts/install.sh"
 cd "$REPO"
 export DOCCHAT_TEST_PORT=${DOCCHAT_TEST_PORT:-5434}
-datadir=$REPO/.pgtest
+datadir=$DOCCHAT_STATE/.pgtest
 rm -rf "$datadir"
 trap 'bash "$REPO/scripts/cluster.sh" "$datadir" 0 stop' EXIT
 bash "$REPO/scripts/cluster.sh" "$datadir" "$DOCCHAT_TEST_PORT" start
