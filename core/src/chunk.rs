@@ -52,6 +52,8 @@ pub struct Chunk {
     pub char_start: usize,
     pub char_end: usize,
     pub n_tokens: usize,
+    /// The nearest heading at or before the chunk's start, where the format has headings.
+    pub heading: Option<String>,
 }
 
 /// Separator between pages in the document text that chunk offsets refer to.
@@ -65,17 +67,28 @@ pub fn chunk_pages(
     cfg.validate()?;
     let mut chunks = Vec::new();
     let mut base = 0;
+    let mut heading: Option<&str> = None;
     for page in pages {
         let pieces = tokenize(&page.text)?;
-        chunk_text(&page.text, &pieces, cfg, |text, start, end, n_tokens| {
+        let mut headings = page.headings.iter().peekable();
+        chunk_text(&page.text, &pieces, cfg, |byte_start, start, end, n_tokens| {
+            while let Some(h) = headings.next_if(|h| h.offset <= byte_start) {
+                heading = Some(&h.title);
+            }
+            let byte_end = byte_start + page.text[byte_start..].char_indices().nth(end - start).map_or(page.text.len() - byte_start, |(b, _)| b);
             chunks.push(Chunk {
-                text: text.to_string(),
+                text: page.text[byte_start..byte_end].to_string(),
                 page: page.number,
                 char_start: base + start,
                 char_end: base + end,
                 n_tokens,
+                heading: heading.map(str::to_owned),
             })
         });
+        // Headings after the last chunk start still govern the next page.
+        if let Some(h) = headings.last() {
+            heading = Some(&h.title);
+        }
         base += page.text.chars().count() + PAGE_SEPARATOR.len();
     }
     Ok(chunks)
@@ -103,7 +116,7 @@ fn chunk_text(
     text: &str,
     pieces: &[Piece],
     cfg: &ChunkConfig,
-    mut emit: impl FnMut(&str, usize, usize, usize),
+    mut emit: impl FnMut(usize, usize, usize, usize),
 ) {
     let n = pieces.len();
     if n == 0 {
@@ -128,7 +141,7 @@ fn chunk_text(
         }
         let c = if e_max == n { n } else { best_cut(text, pieces, s, e_max, &span_chars) };
         let (b0, b1) = (pieces[s].start, pieces[c - 1].end);
-        emit(&text[b0..b1], char_at[b0], char_at[b1], c - s);
+        emit(b0, char_at[b0], char_at[b1], c - s);
         if c == n {
             return;
         }
@@ -197,7 +210,7 @@ mod tests {
     }
 
     fn page(text: &str) -> Vec<Page> {
-        vec![Page { number: Some(1), text: text.into() }]
+        vec![Page::new(Some(1), text.into())]
     }
 
     fn cfg(max_chars: usize, overlap_chars: usize, max_tokens: usize) -> ChunkConfig {
@@ -207,7 +220,7 @@ mod tests {
     #[test]
     fn short_text_is_one_chunk() {
         let chunks = chunk_pages(&page("Hello world."), &cfg(100, 20, 50), words).unwrap();
-        assert_eq!(chunks, vec![Chunk { text: "Hello world.".into(), page: Some(1), char_start: 0, char_end: 12, n_tokens: 3 }]);
+        assert_eq!(chunks, vec![Chunk { text: "Hello world.".into(), page: Some(1), char_start: 0, char_end: 12, n_tokens: 3, heading: None }]);
     }
 
     #[test]
@@ -243,7 +256,7 @@ mod tests {
 
     #[test]
     fn offsets_span_pages_and_unicode() {
-        let pages = vec![Page { number: Some(1), text: "Ünïcode ok.".into() }, Page { number: Some(2), text: "Zwei.".into() }];
+        let pages = vec![Page::new(Some(1), "Ünïcode ok.".into()), Page::new(Some(2), "Zwei.".into())];
         let chunks = chunk_pages(&pages, &cfg(100, 0, 100), words).unwrap();
         assert_eq!((chunks[0].char_start, chunks[0].char_end), (0, 11));
         assert_eq!((chunks[1].page, chunks[1].char_start, chunks[1].char_end), (Some(2), 13, 18));
@@ -258,6 +271,22 @@ mod tests {
         let chunks = chunk_pages(&page(&text), &cfg(20, 5, 100), pieces).unwrap();
         assert!(chunks.iter().all(|c| c.text.len() <= 20));
         assert_eq!(chunks.iter().map(|c| c.text.len()).sum::<usize>(), 50);
+    }
+
+    #[test]
+    fn chunks_carry_the_nearest_heading() {
+        use crate::parse::Heading;
+        let h = |offset, title: &str| Heading { offset, level: 1, title: title.into() };
+        let mut first = Page::new(Some(1), "Intro. Alpha beta gamma delta. Methods. Epsilon zeta eta theta.".into());
+        first.headings = vec![h(0, "Intro"), h(31, "Methods")];
+        let second = Page::new(Some(2), "Iota kappa lambda mu nu.".into());
+        let chunks = chunk_pages(&[first, second], &cfg(32, 0, 100), words).unwrap();
+        let got: Vec<_> = chunks.iter().map(|c| (c.text.as_str(), c.heading.as_deref())).collect();
+        assert_eq!(got, [
+            ("Intro. Alpha beta gamma delta.", Some("Intro")),
+            ("Methods. Epsilon zeta eta theta.", Some("Methods")),
+            ("Iota kappa lambda mu nu.", Some("Methods")),
+        ]);
     }
 
     #[test]

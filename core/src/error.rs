@@ -21,6 +21,10 @@ pub enum ErrorKind {
     ModelUnavailable,
     /// The model failed while running.
     ModelFailure,
+    /// Over a configured limit (bytes, pages, decompressed size, OCR time).
+    TooLarge,
+    /// The caller asked to stop (query cancel, statement timeout).
+    Cancelled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,14 +4,100 @@ mod markdown;
 mod pdf;
 
 use crate::detect::{self, Format};
-use crate::error::Result;
+use crate::error::{DocError, ErrorKind, Result};
+use serde_json::{Map, Value};
 
-/// One page (PDF) or the whole document (text formats) of extracted text.
-#[derive(Debug, Clone, PartialEq)]
+/// One page (paged formats) or the whole document (flowing formats) of extracted text.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Page {
-    /// 1-based page number for paged formats.
+    /// 1-based page, slide or sheet number where the format has them.
     pub number: Option<u32>,
     pub text: String,
+    /// Headings that start inside `text`, in order.
+    pub headings: Vec<Heading>,
+    /// Whether the text came from OCR.
+    pub ocr: bool,
+}
+
+impl Page {
+    pub fn new(number: Option<u32>, text: String) -> Self {
+        Page { number, text, ..Default::default() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heading {
+    /// Byte offset in the page text where the heading's section starts.
+    pub offset: usize,
+    pub level: u8,
+    pub title: String,
+}
+
+/// Limits and options for one parse. Every parser honours the limits that apply to it.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub max_pages: usize,
+    /// Total bytes a container (ZIP, compressed PDF stream) may decompress to: zip bombs stop here.
+    pub max_decompressed_bytes: u64,
+    pub max_ocr_pages: usize,
+    pub ocr_timeout_ms: u64,
+    /// Tesseract languages, e.g. "eng" or "eng+deu".
+    pub ocr_languages: String,
+    pub password: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_pages: 5000,
+            max_decompressed_bytes: 512 << 20,
+            max_ocr_pages: 200,
+            ocr_timeout_ms: 60_000,
+            ocr_languages: "eng".into(),
+            password: None,
+        }
+    }
+}
+
+/// What a parser gets besides the bytes: the options, a way to notice query cancel, and the
+/// document metadata to fill in (title, author, created, modified, producer, pages, …).
+pub struct Ctx<'a> {
+    pub options: &'a Options,
+    /// True when the caller wants the work stopped (query cancel, statement timeout).
+    pub interrupted: &'a dyn Fn() -> bool,
+    pub metadata: Map<String, Value>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(options: &'a Options, interrupted: &'a dyn Fn() -> bool) -> Self {
+        Ctx { options, interrupted, metadata: Map::new() }
+    }
+
+    /// Call in long loops: returns `Cancelled` once the caller asked to stop.
+    pub fn check(&self) -> Result<()> {
+        if (self.interrupted)() {
+            Err(DocError::new(ErrorKind::Cancelled, "canceled while parsing the document"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records a metadata string if it is non-empty and not already set.
+    pub fn set_meta(&mut self, key: &str, value: impl Into<String>) {
+        let value = value.into().trim().to_string();
+        if !value.is_empty() && !self.metadata.contains_key(key) {
+            self.metadata.insert(key.into(), Value::String(value));
+        }
+    }
+
+    pub fn check_pages(&self, n: usize) -> Result<()> {
+        if n > self.options.max_pages {
+            Err(DocError::new(ErrorKind::TooLarge, format!("document has {n} pages, more than the limit of {}", self.options.max_pages))
+                .with_hint("raise docchat.max_pages or split the document"))
+        } else {
+            Ok(())
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -19,7 +105,7 @@ pub struct Parsed {
     pub format: Format,
     pub pages: Vec<Page>,
     /// Document properties found in the file (title, page count, …).
-    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub metadata: Map<String, Value>,
 }
 
 impl Parsed {
@@ -29,20 +115,37 @@ impl Parsed {
 }
 
 /// Detects the format and extracts text. Empty results are the caller's to judge.
-pub fn parse(bytes: &[u8], filename: Option<&str>, mime: Option<&str>) -> Result<Parsed> {
+pub fn parse(bytes: &[u8], filename: Option<&str>, mime: Option<&str>, ctx: &mut Ctx) -> Result<Parsed> {
     let detected = detect::detect(bytes, filename, mime)?;
-    let mut metadata = serde_json::Map::new();
     let pages = match (detected.format, detected.text) {
-        (Format::Pdf, _) => pdf::extract(bytes, &mut metadata)?,
-        (Format::Html, Some(t)) => vec![whole(html::extract(&t, &mut metadata))],
-        (Format::Markdown, Some(t)) => vec![whole(markdown::extract(&t, &mut metadata))],
-        (_, text) => vec![whole(normalize_whitespace(&text.unwrap_or_default()))],
+        (Format::Pdf, _) => pdf::extract(bytes, ctx)?,
+        (Format::Html, Some(t)) => vec![html::extract(&t, ctx)],
+        (Format::Markdown, Some(t)) => vec![markdown::extract(&t, ctx)],
+        (_, text) => vec![Page::new(None, normalize_whitespace(&text.unwrap_or_default()))],
     };
-    Ok(Parsed { format: detected.format, pages, metadata })
+    Ok(Parsed { format: detected.format, pages, metadata: std::mem::take(&mut ctx.metadata) })
 }
 
-fn whole(text: String) -> Page {
-    Page { number: None, text }
+/// Put before a heading's text in raw extracted text; `page_with_headings` turns the marks
+/// into `Heading` offsets after whitespace normalisation.
+pub const HEADING_MARK: char = '\u{E000}';
+
+/// Normalises `raw` and records where each `HEADING_MARK` was, pairing marks with `titles` in order.
+pub fn page_with_headings(number: Option<u32>, raw: &str, titles: Vec<(u8, String)>) -> Page {
+    let normalized = normalize_whitespace(raw);
+    let mut text = String::with_capacity(normalized.len());
+    let mut headings = Vec::new();
+    let mut titles = titles.into_iter();
+    for ch in normalized.chars() {
+        if ch == HEADING_MARK {
+            if let Some((level, title)) = titles.next() {
+                headings.push(Heading { offset: text.len(), level, title });
+            }
+        } else {
+            text.push(ch);
+        }
+    }
+    Page { number, text, headings, ocr: false }
 }
 
 /// Trims every line, collapses runs of spaces, keeps at most one blank line between paragraphs.
@@ -65,6 +168,11 @@ pub fn normalize_whitespace(text: &str) -> String {
 }
 
 #[cfg(test)]
+pub(crate) fn test_ctx(options: &Options) -> Ctx<'_> {
+    Ctx::new(options, &|| false)
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -75,9 +183,21 @@ mod tests {
     }
 
     #[test]
+    fn heading_marks_become_offsets() {
+        let raw = format!("  {HEADING_MARK}Intro\n\n\nbody  text\n{HEADING_MARK}Next\nmore");
+        let page = page_with_headings(Some(2), &raw, vec![(1, "Intro".into()), (2, "Next".into())]);
+        assert_eq!(page.text, "Intro\n\nbody text\nNext\nmore");
+        assert_eq!(page.headings, vec![
+            Heading { offset: 0, level: 1, title: "Intro".into() },
+            Heading { offset: 17, level: 2, title: "Next".into() },
+        ]);
+    }
+
+    #[test]
     fn text_parses_to_one_page() {
-        let p = parse("Hello\n\n\nworld ".as_bytes(), None, None).unwrap();
+        let opts = Options::default();
+        let p = parse("Hello\n\n\nworld ".as_bytes(), None, None, &mut test_ctx(&opts)).unwrap();
         assert_eq!(p.format, Format::Text);
-        assert_eq!(p.pages, vec![Page { number: None, text: "Hello\n\nworld".into() }]);
+        assert_eq!(p.pages, vec![Page::new(None, "Hello\n\nworld".into())]);
     }
 }

@@ -2,12 +2,12 @@
 //! input, so every call into them runs under `catch_unwind` and a panic becomes a `Corrupt` error.
 use crate::error::{DocError, ErrorKind, Result};
 use lopdf::Document;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::Page;
+use super::{Ctx, Page};
 
-pub fn extract(bytes: &[u8], metadata: &mut Map<String, Value>) -> Result<Vec<Page>> {
+pub fn extract(bytes: &[u8], ctx: &mut Ctx) -> Result<Vec<Page>> {
     let mut doc = guarded("cannot read PDF", || Document::load_mem(bytes).map_err(|e| e.to_string()))?;
     if doc.is_encrypted() {
         // Files with only an owner password open with the empty user password.
@@ -20,15 +20,17 @@ pub fn extract(bytes: &[u8], metadata: &mut Map<String, Value>) -> Result<Vec<Pa
     if page_numbers.is_empty() {
         return Err(corrupt("PDF has no readable pages (damaged page tree)"));
     }
-    metadata.insert("pages".into(), Value::from(page_numbers.len()));
+    ctx.check_pages(page_numbers.len())?;
+    ctx.metadata.insert("pages".into(), Value::from(page_numbers.len()));
     if let Some(title) = info_string(&doc, b"Title") {
-        metadata.insert("title".into(), Value::String(title));
+        ctx.set_meta("title", title);
     }
     let mut pages = Vec::with_capacity(page_numbers.len());
     let mut failed = 0;
     for n in page_numbers {
+        ctx.check()?;
         match guarded("cannot extract page text", || page_text(&doc, n)) {
-            Ok(text) => pages.push(Page { number: Some(n), text: super::normalize_whitespace(&text) }),
+            Ok(text) => pages.push(Page::new(Some(n), super::normalize_whitespace(&text))),
             Err(_) => failed += 1,
         }
     }
@@ -87,9 +89,14 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
+    fn run(bytes: &[u8]) -> Result<Vec<Page>> {
+        let opts = crate::parse::Options::default();
+        extract(bytes, &mut crate::parse::test_ctx(&opts))
+    }
+
     #[test]
     fn crazyones_text_matches_ground_truth() {
-        let pages = extract(&corpus("pypdf__crazyones.pdf"), &mut Map::new()).unwrap();
+        let pages = run(&corpus("pypdf__crazyones.pdf")).unwrap();
         let truth = String::from_utf8(corpus("pypdf__crazyones.txt")).unwrap();
         let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         assert_eq!(pages.len(), 1);
@@ -99,10 +106,10 @@ mod tests {
     #[test]
     fn damaged_files_are_corrupt_errors() {
         for name in ["pdfjs__poppler-395-0-fuzzed.pdf", "pdfjs__poppler-85140-0.pdf"] {
-            let err = extract(&corpus(name), &mut Map::new()).unwrap_err();
+            let err = run(&corpus(name)).unwrap_err();
             assert_eq!(err.kind, ErrorKind::Corrupt, "{name}: {err}");
         }
         let whole = corpus("pypdf__crazyones.pdf");
-        assert_eq!(extract(&whole[..whole.len() / 2], &mut Map::new()).unwrap_err().kind, ErrorKind::Corrupt);
+        assert_eq!(run(&whole[..whole.len() / 2]).unwrap_err().kind, ErrorKind::Corrupt);
     }
 }
