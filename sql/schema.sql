@@ -36,6 +36,7 @@ CREATE TABLE docchat.chunks (
     char_end    integer NOT NULL,
     page        integer,
     n_tokens    integer NOT NULL,
+    heading     text,
     embedding   vector(384) NOT NULL,
     PRIMARY KEY (document_id, chunk_index)
 );

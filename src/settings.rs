@@ -1,6 +1,7 @@
 //! docchat's settings (GUCs) and the paths and sizes derived from them.
 use docchat_core::chunk::ChunkConfig;
 use docchat_core::embed::{ModelFiles, MAX_SEQ_LEN, SPECIAL_TOKENS};
+use docchat_core::parse::Options;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use std::ffi::{CStr, CString};
@@ -9,6 +10,12 @@ use std::path::PathBuf;
 pub static CHUNK_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
 pub static CHUNK_OVERLAP: GucSetting<i32> = GucSetting::<i32>::new(200);
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
+pub static MAX_DOCUMENT_MB: GucSetting<i32> = GucSetting::<i32>::new(100);
+pub static MAX_PAGES: GucSetting<i32> = GucSetting::<i32>::new(5000);
+pub static MAX_DECOMPRESSED_MB: GucSetting<i32> = GucSetting::<i32>::new(512);
+pub static MAX_OCR_PAGES: GucSetting<i32> = GucSetting::<i32>::new(200);
+pub static OCR_PAGE_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+pub static OCR_LANGUAGES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"eng"));
 pub static MODEL_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ONNXRUNTIME_LIBRARY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
@@ -48,6 +55,24 @@ pub fn define() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    let limits: [(&'static CStr, &'static CStr, &'static GucSetting<i32>, i32); 5] = [
+        (c"docchat.max_document_mb", c"Largest document docchat_ingest accepts, in MB.", &MAX_DOCUMENT_MB, 1024),
+        (c"docchat.max_pages", c"Most pages (or slides, sheets) a document may have.", &MAX_PAGES, 1_000_000),
+        (c"docchat.max_decompressed_mb", c"Most MB a document's compressed parts may expand to (zip bombs stop here).", &MAX_DECOMPRESSED_MB, 65_536),
+        (c"docchat.max_ocr_pages", c"Most pages of one document that go through OCR.", &MAX_OCR_PAGES, 1_000_000),
+        (c"docchat.ocr_page_timeout", c"Most milliseconds OCR may spend on one page.", &OCR_PAGE_TIMEOUT_MS, 3_600_000),
+    ];
+    for (name, short, setting, max) in limits {
+        GucRegistry::define_int_guc(name, short, c"", setting, 0, max, GucContext::Userset, GucFlags::default());
+    }
+    GucRegistry::define_string_guc(
+        c"docchat.ocr_languages",
+        c"Tesseract languages for OCR, e.g. eng or eng+deu.",
+        c"Each needs its traineddata installed (Debian: tesseract-ocr-<lang>).",
+        &OCR_LANGUAGES,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     // Paths load code and data into the server: superuser only.
     GucRegistry::define_string_guc(
         c"docchat.model_dir",
@@ -73,6 +98,22 @@ pub fn chunk_config(size: Option<i32>, overlap: Option<i32>) -> ChunkConfig {
         max_chars: non_negative(size.unwrap_or_else(|| CHUNK_SIZE.get())),
         overlap_chars: non_negative(overlap.unwrap_or_else(|| CHUNK_OVERLAP.get())),
         max_tokens: MAX_SEQ_LEN - SPECIAL_TOKENS,
+    }
+}
+
+pub fn max_document_bytes() -> usize {
+    MAX_DOCUMENT_MB.get() as usize * 1024 * 1024
+}
+
+pub fn parse_options(password: Option<&str>) -> Options {
+    let languages = OCR_LANGUAGES.get().map(|s| s.to_string_lossy().into_owned()).filter(|s| !s.trim().is_empty());
+    Options {
+        max_pages: MAX_PAGES.get() as usize,
+        max_decompressed_bytes: MAX_DECOMPRESSED_MB.get() as u64 * 1024 * 1024,
+        max_ocr_pages: MAX_OCR_PAGES.get() as usize,
+        ocr_timeout_ms: OCR_PAGE_TIMEOUT_MS.get() as u64,
+        ocr_languages: languages.unwrap_or_else(|| "eng".into()),
+        password: password.map(str::to_owned),
     }
 }
 

@@ -15,11 +15,17 @@ pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::InvalidArgument => ERRCODE_INVALID_PARAMETER_VALUE,
         ErrorKind::ModelUnavailable => ERRCODE_UNDEFINED_FILE,
         ErrorKind::ModelFailure => ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+        ErrorKind::TooLarge => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        ErrorKind::Cancelled => ERRCODE_QUERY_CANCELED,
     }
 }
 
 /// Raises `e` as an ERROR; `context` (e.g. the file name) prefixes the message.
 pub fn raise(e: DocError, context: Option<&str>) -> ! {
+    if e.kind == ErrorKind::Cancelled {
+        // Let Postgres report the cancel or timeout itself, with its own message.
+        pgrx::pg_sys::check_for_interrupts!();
+    }
     let message = match context {
         Some(c) => format!("{c}: {}", e.message),
         None => e.message,
@@ -34,6 +40,12 @@ pub fn raise(e: DocError, context: Option<&str>) -> ! {
 
 pub trait OrRaise<T> {
     fn or_raise(self, context: Option<&str>) -> T;
+}
+
+/// Whether Postgres wants the current query stopped (cancel, statement_timeout, shutdown).
+pub fn interrupt_pending() -> bool {
+    // SAFETY: a plain read of a flag that signal handlers set; only called on the main thread.
+    unsafe { std::ptr::read_volatile(std::ptr::addr_of!(pgrx::pg_sys::InterruptPending)) != 0 }
 }
 
 impl<T> OrRaise<T> for Result<T, DocError> {

@@ -1,10 +1,11 @@
 //! docchat_ingest: bytes → parsed pages → chunks → embeddings → rows, in the caller's
 //! transaction (any error stores nothing) and under the caller's row-level security.
 use super::embed::{embed_all, with_embedder};
-use super::error::{raise, OrRaise};
+use super::error::{interrupt_pending, raise, OrRaise};
 use crate::settings;
 use docchat_core::chunk::{chunk_pages, Chunk};
-use docchat_core::{parse, DocError, ErrorKind};
+use docchat_core::parse::{self, Ctx};
+use docchat_core::{DocError, ErrorKind};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
@@ -18,6 +19,7 @@ fn docchat_ingest(
     metadata: default!(Option<JsonB>, "'{}'"),
     chunk_size: default!(Option<i32>, "NULL"),
     chunk_overlap: default!(Option<i32>, "NULL"),
+    password: default!(Option<&str>, "NULL"),
 ) -> Uuid {
     let Some(content) = content else {
         raise(
@@ -34,8 +36,17 @@ fn docchat_ingest(
             filename,
         ),
     };
+    if content.len() > settings::max_document_bytes() {
+        raise(
+            DocError::new(ErrorKind::TooLarge, format!("document is {} bytes, more than docchat.max_document_mb allows", content.len()))
+                .with_hint("raise docchat.max_document_mb or split the document"),
+            filename,
+        );
+    }
     let cfg = settings::chunk_config(chunk_size, chunk_overlap);
-    let parsed = parse::parse(content, filename, mime_type).or_raise(filename);
+    let options = settings::parse_options(password);
+    let mut ctx = Ctx::new(&options, &interrupt_pending);
+    let parsed = parse::parse(content, filename, mime_type, &mut ctx).or_raise(filename);
     let chunks = with_embedder(|e| chunk_pages(&parsed.pages, &cfg, |t| e.tokenizer().pieces(t))).or_raise(filename);
     if chunks.is_empty() {
         let pages = parsed.pages.len();
@@ -87,8 +98,8 @@ fn store(
             .expect("INSERT … RETURNING returns the id");
         let insert = client
             .prepare_mut(
-                "INSERT INTO docchat.chunks (document_id, chunk_index, content, char_start, char_end, page, n_tokens, embedding) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO docchat.chunks (document_id, chunk_index, content, char_start, char_end, page, n_tokens, heading, embedding) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 &[
                     pg_sys::UUIDOID.into(),
                     pg_sys::INT4OID.into(),
@@ -97,6 +108,7 @@ fn store(
                     pg_sys::INT4OID.into(),
                     pg_sys::INT4OID.into(),
                     pg_sys::INT4OID.into(),
+                    pg_sys::TEXTOID.into(),
                     pg_sys::FLOAT4ARRAYOID.into(),
                 ],
             )
@@ -110,6 +122,7 @@ fn store(
                 (chunk.char_end as i32).into(),
                 chunk.page.map(|p| p as i32).into(),
                 (chunk.n_tokens as i32).into(),
+                chunk.heading.as_deref().into(),
                 embedding.into(),
             ];
             client.update(&insert, None, &args).unwrap_or_else(|e| spi_fail(e));

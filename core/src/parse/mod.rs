@@ -123,7 +123,23 @@ pub fn parse(bytes: &[u8], filename: Option<&str>, mime: Option<&str>, ctx: &mut
         (Format::Markdown, Some(t)) => vec![markdown::extract(&t, ctx)],
         (_, text) => vec![Page::new(None, normalize_whitespace(&text.unwrap_or_default()))],
     };
-    Ok(Parsed { format: detected.format, pages, metadata: std::mem::take(&mut ctx.metadata) })
+    let mut metadata = std::mem::take(&mut ctx.metadata);
+    describe_text(&pages, &mut metadata);
+    Ok(Parsed { format: detected.format, pages, metadata })
+}
+
+/// Metadata every format gets: word count, detected language, and which pages were OCR'd.
+fn describe_text(pages: &[Page], metadata: &mut Map<String, Value>) {
+    let words: usize = pages.iter().map(|p| p.text.split_whitespace().count()).sum();
+    metadata.insert("word_count".into(), Value::from(words));
+    let sample: String = pages.iter().flat_map(|p| p.text.chars()).take(4000).collect();
+    if let Some(info) = whatlang::detect(&sample).filter(|i| i.is_reliable()) {
+        metadata.insert("language".into(), Value::from(info.lang().code()));
+    }
+    if pages.iter().any(|p| p.ocr) {
+        let ocr: Vec<Value> = pages.iter().map(|p| Value::from(p.ocr)).collect();
+        metadata.insert("ocr".into(), Value::Array(ocr));
+    }
 }
 
 /// Put before a heading's text in raw extracted text; `page_with_headings` turns the marks
@@ -148,11 +164,14 @@ pub fn page_with_headings(number: Option<u32>, raw: &str, titles: Vec<(u8, Strin
     Page { number, text, headings, ocr: false }
 }
 
-/// Trims every line, collapses runs of spaces, keeps at most one blank line between paragraphs.
+/// Unicode NFKC (ligatures, full-width and compatibility forms become plain characters), every
+/// line trimmed, runs of spaces collapsed, at most one blank line between paragraphs.
 pub fn normalize_whitespace(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
     let mut out = String::with_capacity(text.len());
     let mut blank_run = 0;
     for line in text.lines() {
+        let line = line.nfkc().collect::<String>();
         let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
         if line.is_empty() {
             blank_run += 1;
@@ -180,6 +199,7 @@ mod tests {
     fn whitespace_is_normalised() {
         assert_eq!(normalize_whitespace("  a \t b \r\n\r\n\r\n\nc\n d  "), "a b\n\nc\nd");
         assert_eq!(normalize_whitespace("\n\n"), "");
+        assert_eq!(normalize_whitespace("ﬁne ﬂow ＡＢＣ"), "fine flow ABC");
     }
 
     #[test]
