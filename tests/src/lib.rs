@@ -40,6 +40,12 @@ pub fn ingest(c: &mut Client, bytes: &[u8], filename: &str) -> Result<String, po
     c.query_one("SELECT docchat_ingest($1, $2)::text", &[&bytes, &filename]).map(|r| r.get(0))
 }
 
+/// Unicode NFKC, as docchat applies to extracted text (ligatures become letters).
+pub fn nfkc(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfkc().collect()
+}
+
 /// Collapses all whitespace runs to single spaces.
 pub fn squash(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")

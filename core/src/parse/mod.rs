@@ -1,7 +1,12 @@
 //! Bytes → pages of clean text, one module per format.
+pub mod charset;
 mod html;
+mod image;
 mod markdown;
+pub mod ocr;
+mod office;
 mod pdf;
+mod rtf;
 
 use crate::detect::{self, Format};
 use crate::error::{DocError, ErrorKind, Result};
@@ -117,11 +122,17 @@ impl Parsed {
 /// Detects the format and extracts text. Empty results are the caller's to judge.
 pub fn parse(bytes: &[u8], filename: Option<&str>, mime: Option<&str>, ctx: &mut Ctx) -> Result<Parsed> {
     let detected = detect::detect(bytes, filename, mime)?;
-    let pages = match (detected.format, detected.text) {
-        (Format::Pdf, _) => pdf::extract(bytes, ctx)?,
-        (Format::Html, Some(t)) => vec![html::extract(&t, ctx)],
-        (Format::Markdown, Some(t)) => vec![markdown::extract(&t, ctx)],
-        (_, text) => vec![Page::new(None, normalize_whitespace(&text.unwrap_or_default()))],
+    let text = detected.text.unwrap_or_default();
+    let pages = match detected.format {
+        Format::Pdf => pdf::extract(bytes, ctx)?,
+        Format::Html => vec![html::extract(&text, ctx)],
+        Format::Markdown => vec![markdown::extract(&text, ctx)],
+        Format::Text => vec![Page::new(None, normalize_whitespace(&text))],
+        Format::Rtf => rtf::extract(bytes, ctx)?,
+        Format::Image(kind) => image::extract(kind, bytes, ctx)?,
+        f @ (Format::Docx | Format::Pptx | Format::Xlsx | Format::Xls | Format::Ods | Format::Odt | Format::Odp | Format::Epub) => {
+            office::extract(f, bytes, ctx)?
+        }
     };
     let mut metadata = std::mem::take(&mut ctx.metadata);
     describe_text(&pages, &mut metadata);

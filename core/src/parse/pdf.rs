@@ -98,9 +98,9 @@ mod tests {
     fn crazyones_text_matches_ground_truth() {
         let pages = run(&corpus("pypdf__crazyones.pdf")).unwrap();
         let truth = String::from_utf8(corpus("pypdf__crazyones.txt")).unwrap();
-        let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         assert_eq!(pages.len(), 1);
-        assert_eq!(squash(&pages[0].text), squash(&truth));
+        // The ground truth keeps the ligatures (ﬁ, ﬀ) that docchat normalises away (NFKC).
+        assert_eq!(pages[0].text.split_whitespace().collect::<Vec<_>>(), crate::parse::normalize_whitespace(&truth).split_whitespace().collect::<Vec<_>>());
     }
 
     #[test]
