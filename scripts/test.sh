@@ -5,7 +5,13 @@ source "$(dirname "$0")/env.sh"
 bash "$REPO/scripts/setup.sh"
 bash "$REPO/scripts/install.sh"
 cd "$REPO"
-export DOCCHAT_TEST_PORT=${DOCCHAT_TEST_PORT:-5434}
+# The first free port from 5434 up, unless one is given.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if [ -z "${DOCCHAT_TEST_PORT:-}" ]; then
+  DOCCHAT_TEST_PORT=5434
+  until port_free "$DOCCHAT_TEST_PORT"; do DOCCHAT_TEST_PORT=$((DOCCHAT_TEST_PORT + 1)); done
+fi
+export DOCCHAT_TEST_PORT
 datadir=$DOCCHAT_STATE/.pgtest
 rm -rf "$datadir"
 trap 'bash "$REPO/scripts/cluster.sh" "$datadir" 0 stop' EXIT

@@ -1,6 +1,7 @@
 //! Format detection from the bytes. The filename and mime type only break ties between
 //! text formats (Markdown vs plain text), never override what the bytes say.
 use crate::error::{DocError, ErrorKind, Result};
+use crate::parse::charset;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -123,7 +124,12 @@ pub fn detect(bytes: &[u8], filename: Option<&str>, mime: Option<&str>) -> Resul
             return Err(unsupported(name));
         }
     }
-    let text = decode_text(bytes)?;
+    // NULs and control bytes mean binary data, unless they are the zero bytes of UTF-16/32 text.
+    if looks_binary(bytes) && !charset::is_utf16_or_32(bytes) {
+        return Err(DocError::new(ErrorKind::Unsupported, "unrecognised binary data: not a supported document format")
+            .with_hint(format!("supported formats: {SUPPORTED}")));
+    }
+    let text = charset::decode_text(bytes)?;
     let format = classify_text(&text, filename, mime);
     Ok(Detected { format, text: Some(text) })
 }
@@ -204,43 +210,6 @@ fn looks_binary(bytes: &[u8]) -> bool {
     control > 0 && (head.contains(&0) || control * 20 > head.len())
 }
 
-fn decode_text(bytes: &[u8]) -> Result<String> {
-    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        return utf8(rest, 3);
-    }
-    let utf16 = |le: bool, rest: &[u8]| -> Result<String> {
-        if rest.len() % 2 != 0 {
-            return Err(DocError::new(ErrorKind::InvalidEncoding, "UTF-16 text has an odd number of bytes"));
-        }
-        let units = rest.chunks_exact(2).map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) });
-        char::decode_utf16(units)
-            .collect::<std::result::Result<String, _>>()
-            .map_err(|e| DocError::new(ErrorKind::InvalidEncoding, format!("invalid UTF-16 text: {e}")))
-    };
-    if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
-        return utf16(true, rest);
-    }
-    if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
-        return utf16(false, rest);
-    }
-    if looks_binary(bytes) {
-        return Err(DocError::new(ErrorKind::Unsupported, "unrecognised binary data: not a supported document format")
-            .with_hint(format!("supported formats: {SUPPORTED}")));
-    }
-    utf8(bytes, 0)
-}
-
-fn utf8(bytes: &[u8], base: usize) -> Result<String> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(s.to_owned()),
-        Err(e) => Err(DocError::new(
-            ErrorKind::InvalidEncoding,
-            format!("text is not valid UTF-8 (invalid byte at offset {})", base + e.valid_up_to()),
-        )
-        .with_hint("convert the file to UTF-8 (e.g. iconv -f LATIN1 -t UTF-8) before ingesting it")),
-    }
-}
-
 fn classify_text(text: &str, filename: Option<&str>, mime: Option<&str>) -> Format {
     let head: String = text.trim_start().chars().take(1024).collect::<String>().to_ascii_lowercase();
     if head.starts_with("<!doctype html") || head.starts_with("<html") || head.contains("<body") || head.contains("<head>")
@@ -317,13 +286,18 @@ mod tests {
         assert_eq!(d.text.as_deref(), Some("hi"));
         let d = detect(b"\xEF\xBB\xBFhi", None, None).unwrap();
         assert_eq!(d.text.as_deref(), Some("hi"));
+        // BOM-less UTF-16: its NUL bytes must not read as binary data.
+        let d = detect(b"h\0e\0l\0l\0o\0", None, None).unwrap();
+        assert_eq!(d.text.as_deref(), Some("hello"));
     }
 
     #[test]
     fn rejects_bad_input_with_specific_kinds() {
         assert_eq!(fmt(b"", None).unwrap_err().kind, ErrorKind::InvalidArgument);
-        assert_eq!(fmt(b"caf\xe9 au lait", None).unwrap_err().kind, ErrorKind::InvalidEncoding);
-        assert_eq!(fmt(b"caf\xe9", None).unwrap_err().message, "text is not valid UTF-8 (invalid byte at offset 3)");
+        let latin1 = detect(b"caf\xe9 au lait", None, None).unwrap();
+        assert_eq!(latin1.text.as_deref(), Some("caf\u{e9} au lait"));
+        assert_eq!(fmt(b"caf\xc3\xa9 au \xe9", None).unwrap_err().kind, ErrorKind::InvalidEncoding);
+        assert_eq!(fmt(b"caf\xc3\xa9 au \xe9", None).unwrap_err().message, "text is not valid UTF-8 (invalid byte at offset 9)");
         assert_eq!(fmt(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", None).unwrap(), Format::Image(ImageKind::Png));
         assert_eq!(fmt(b"\x1F\x8B\x08\0\0\0", None).unwrap_err().message, "gzip archive is not a supported document format");
         assert_eq!(fmt(&[0x13, 0x00, 0x9c, 0xff, 0x01, 0x02], None).unwrap_err().kind, ErrorKind::Unsupported);

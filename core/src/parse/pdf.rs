@@ -1,5 +1,6 @@
 //! PDF → per-page text with pdf-extract on top of lopdf. Both libraries panic on some hostile
 //! input, so every call into them runs under `catch_unwind` and a panic becomes a `Corrupt` error.
+//! Form field values are added to their page's text; pages without a usable text layer are OCR'd.
 use crate::error::{DocError, ErrorKind, Result};
 use lopdf::Document;
 use serde_json::Value;
@@ -7,37 +8,88 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::{Ctx, Page};
 
+#[path = "pdf_forms.rs"]
+mod pdf_forms;
+#[path = "pdf_load.rs"]
+mod pdf_load;
+#[path = "pdf_ocr.rs"]
+pub(super) mod pdf_ocr;
+#[path = "pdf_safety.rs"]
+mod pdf_safety;
+
 pub fn extract(bytes: &[u8], ctx: &mut Ctx) -> Result<Vec<Page>> {
-    let mut doc = guarded("cannot read PDF", || Document::load_mem(bytes).map_err(|e| e.to_string()))?;
-    if doc.is_encrypted() {
-        // Files with only an owner password open with the empty user password.
-        guarded("cannot read PDF", || doc.decrypt("").map_err(|e| e.to_string())).map_err(|_| {
-            DocError::new(ErrorKind::Encrypted, "PDF is encrypted with a user password")
-                .with_hint("decrypt it first (e.g. qpdf --decrypt --password=... in.pdf out.pdf)")
-        })?;
-    }
-    let page_numbers: Vec<u32> = guarded("cannot read PDF page tree", || Ok(doc.get_pages().into_keys().collect()))?;
-    if page_numbers.is_empty() {
+    let mut doc = pdf_load::load(bytes, ctx.options.password.as_deref())?;
+    pdf_safety::break_xobject_cycles(&mut doc);
+    let page_ids: Vec<(u32, lopdf::ObjectId)> = guarded("cannot read PDF page tree", || Ok(doc.get_pages().into_iter().collect()))?;
+    if page_ids.is_empty() {
         return Err(corrupt("PDF has no readable pages (damaged page tree)"));
     }
-    ctx.check_pages(page_numbers.len())?;
-    ctx.metadata.insert("pages".into(), Value::from(page_numbers.len()));
-    if let Some(title) = info_string(&doc, b"Title") {
-        ctx.set_meta("title", title);
-    }
-    let mut pages = Vec::with_capacity(page_numbers.len());
-    let mut failed = 0;
-    for n in page_numbers {
-        ctx.check()?;
-        match guarded("cannot extract page text", || page_text(&doc, n)) {
-            Ok(text) => pages.push(Page::new(Some(n), super::normalize_whitespace(&text))),
-            Err(_) => failed += 1,
+    ctx.check_pages(page_ids.len())?;
+    ctx.metadata.insert("pages".into(), Value::from(page_ids.len()));
+    for (key, name) in [(&b"Title"[..], "title"), (b"Author", "author"), (b"Producer", "producer"), (b"Creator", "creator")] {
+        if let Some(v) = info_string(&doc, key) {
+            ctx.set_meta(name, v);
         }
     }
-    if pages.is_empty() {
+    for (key, name) in [(&b"CreationDate"[..], "created"), (b"ModDate", "modified")] {
+        if let Some(v) = info_string(&doc, key).and_then(|d| pdf_date(&d)) {
+            ctx.set_meta(name, v);
+        }
+    }
+    let fields = pdf_forms::field_values_by_page(&doc);
+    let mut pages = Vec::with_capacity(page_ids.len());
+    let mut failed = 0;
+    for (n, id) in page_ids {
+        ctx.check()?;
+        let text = match guarded("cannot extract page text", || page_text(&doc, n)) {
+            Ok(text) => super::normalize_whitespace(&text),
+            Err(_) => {
+                failed += 1;
+                String::new()
+            }
+        };
+        let mut page = Page::new(Some(n), if is_garbage(&text) { String::new() } else { text });
+        if let Some(values) = fields.get(&id) {
+            if !page.text.is_empty() {
+                page.text.push_str("\n\n");
+            }
+            page.text.push_str(&super::normalize_whitespace(&values.join("\n")));
+        }
+        pages.push(page);
+    }
+    if failed == pages.len() {
         return Err(corrupt(format!("no page of the PDF could be read ({failed} failed)")));
     }
     Ok(pages)
+}
+
+/// Text from fonts without a usable Unicode map comes out as control characters, private-use
+/// glyphs or Latin-1 mojibake; such a text layer is worse than none (the page goes to OCR).
+pub(super) fn is_garbage(text: &str) -> bool {
+    // Latin-1 symbols (¡ £ ¶ · ¹ º ¾ × …) are rare in real text but fill the mojibake that
+    // double-byte (GBK, Shift-JIS) codes make when read as single bytes.
+    let (mut total, mut bad, mut latin1_symbols) = (0usize, 0usize, 0usize);
+    for c in text.chars().filter(|c| !c.is_whitespace()) {
+        total += 1;
+        if c == '\u{FFFD}' || c.is_control() || ('\u{E000}'..='\u{F8FF}').contains(&c) {
+            bad += 1;
+        }
+        if ('\u{A1}'..='\u{BF}').contains(&c) || c == '×' || c == '÷' {
+            latin1_symbols += 1;
+        }
+    }
+    total > 0 && (bad * 10 > total || latin1_symbols * 10 > total)
+}
+
+/// PDF dates look like D:20040609115437+02'00'; metadata gets ISO 8601.
+fn pdf_date(raw: &str) -> Option<String> {
+    let d = raw.trim().strip_prefix("D:").unwrap_or(raw.trim());
+    let digits: String = d.chars().take_while(|c| c.is_ascii_digit()).collect();
+    if digits.len() < 8 {
+        return None;
+    }
+    let part = |a: usize, b: usize, default: &'static str| digits.get(a..b).unwrap_or(default).to_string();
+    Some(format!("{}-{}-{}T{}:{}:{}", part(0, 4, "0000"), part(4, 6, "01"), part(6, 8, "01"), part(8, 10, "00"), part(10, 12, "00"), part(12, 14, "00")))
 }
 
 fn page_text(doc: &Document, n: u32) -> std::result::Result<String, String> {
@@ -101,6 +153,22 @@ mod tests {
         assert_eq!(pages.len(), 1);
         // The ground truth keeps the ligatures (ﬁ, ﬀ) that docchat normalises away (NFKC).
         assert_eq!(pages[0].text.split_whitespace().collect::<Vec<_>>(), crate::parse::normalize_whitespace(&truth).split_whitespace().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn garbage_text_layers_are_recognised() {
+        assert!(!is_garbage("The quick brown fox. Café crème, naïve déjà vu."));
+        assert!(!is_garbage("à À â Â ä Ä ç Ç é É è È ê Ê ë Ë î Î ï Ï ô Ô ù Ù û Û ü Ü 1"));
+        assert!(!is_garbage("東京都 日本語のテキスト"));
+        assert!(is_garbage("ÖÐÎÄ×Ö·û´®²âÊÔ ÄãºÃ"));
+        assert!(is_garbage("\u{1}\u{2}\u{3} ab \u{E001}\u{E002}"));
+        assert!(!is_garbage(""));
+    }
+
+    #[test]
+    fn dates_become_iso() {
+        assert_eq!(pdf_date("D:20040609115437+02'00'").as_deref(), Some("2004-06-09T11:54:37"));
+        assert_eq!(pdf_date("D:1999").as_deref(), None);
     }
 
     #[test]
