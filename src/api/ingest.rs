@@ -1,10 +1,10 @@
 //! docchat_ingest: bytes → parsed pages → chunks → embeddings → rows, in the caller's
 //! transaction (any error stores nothing) and under the caller's row-level security.
 use super::embed::{embed_all, with_embedder};
-use super::error::{interrupt_pending, raise, OrRaise};
+use super::error::{raise, OrRaise};
+use super::isolate::parse_isolated;
 use crate::settings;
 use docchat_core::chunk::{chunk_pages, Chunk};
-use docchat_core::parse::{self, Ctx};
 use docchat_core::{DocError, ErrorKind};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -44,9 +44,7 @@ fn docchat_ingest(
         );
     }
     let cfg = settings::chunk_config(chunk_size, chunk_overlap);
-    let options = settings::parse_options(password);
-    let mut ctx = Ctx::new(&options, &interrupt_pending);
-    let parsed = parse::parse(content, filename, mime_type, &mut ctx).or_raise(filename);
+    let parsed = parse_isolated(content, filename, mime_type, settings::parse_options(password)).or_raise(filename);
     let chunks = with_embedder(|e| chunk_pages(&parsed.pages, &cfg, |t| e.tokenizer().pieces(t))).or_raise(filename);
     if chunks.is_empty() {
         let pages = parsed.pages.len();
@@ -60,7 +58,7 @@ fn docchat_ingest(
     let embeddings = embed_all(&texts).or_raise(filename);
 
     let mut doc_metadata = parsed.metadata.clone();
-    doc_metadata.insert("format".into(), Value::from(format!("{:?}", parsed.format).to_lowercase()));
+    doc_metadata.insert("format".into(), Value::from(parsed.format.name()));
     doc_metadata.extend(user_metadata);
     let mime = mime_type.map(str::to_owned).unwrap_or_else(|| parsed.format.mime_type().to_owned());
     store(content, filename, &mime, doc_metadata, parsed.n_chars(), &chunks, embeddings)

@@ -3,3 +3,4 @@
 mod embed;
 mod error;
 mod ingest;
+mod isolate;

@@ -112,11 +112,12 @@ fn bad_input_fails_cleanly_and_stores_nothing() {
         ("null", None, "22004", "null.bin: document content is NULL"),
         ("empty", Some(vec![]), "22023", "empty.bin: document is empty (0 bytes)"),
         ("random", Some((0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect()), "0A000", "random.bin: unrecognised binary data"),
-        ("latin1", Some(b"caf\xe9 cr\xe8me".to_vec()), "22021", "latin1.bin: text is not valid UTF-8 (invalid byte at offset 3)"),
+        ("damaged-utf8", Some(b"caf\xc3\xa9 au \xe9".to_vec()), "22021", "damaged-utf8.bin: text is not valid UTF-8 (invalid byte at offset 9)"),
         ("truncated", Some(crazyones[..crazyones.len() / 2].to_vec()), "22P03", "truncated.bin: "),
         ("fuzzed", Some(read_shared("corpus/pdf/pdfjs__poppler-395-0-fuzzed.pdf")), "22P03", "fuzzed.bin: "),
         ("brokenxref", Some(read_shared("corpus/pdf/pdfjs__poppler-85140-0.pdf")), "22P03", "brokenxref.bin: "),
-        ("png", Some(read_shared("corpus/images/skimage__camera.png")), "0A000", "png.bin: PNG image is not a supported document format"),
+        ("gzip", Some(b"\x1f\x8b\x08\x00\x00\x00\x00\x00".to_vec()), "0A000", "gzip.bin: gzip archive is not a supported document format"),
+        ("legacy-doc", Some(read_shared("corpus/office/tika__testComment.doc")), "0A000", "legacy-doc.bin: legacy Word 97-2003 document (.doc) is not a supported document format"),
     ];
     for (name, bytes, state, message) in cases {
         let filename = format!("{name}.bin");
@@ -134,6 +135,17 @@ fn bad_input_fails_cleanly_and_stores_nothing() {
         };
         assert_eq!((docs, chunks), (0, 0), "{name} stored something");
     }
+    // Limits: pages, then time (statement_timeout stops a long parse with Postgres's own error).
+    let book = read_shared("corpus/pdf/pdfjs__freeculture.pdf");
+    c.batch_execute("SET docchat.max_pages = 100").unwrap();
+    let err = ingest(&mut c, &book, "book.pdf").unwrap_err();
+    assert_eq!((sqlstate(&err).as_str(), err.as_db_error().unwrap().message()), ("54000", "book.pdf: document has 352 pages, more than the limit of 100"));
+    c.batch_execute("RESET docchat.max_pages; SET statement_timeout = '300ms'").unwrap();
+    let err = ingest(&mut c, &book, "book.pdf").unwrap_err();
+    assert_eq!(sqlstate(&err), "57014");
+    c.batch_execute("RESET statement_timeout; SET docchat.max_document_mb = 0").unwrap();
+    assert_eq!(sqlstate(&ingest(&mut c, b"tiny", "tiny.txt").unwrap_err()), "54000");
+    c.batch_execute("RESET docchat.max_document_mb").unwrap();
     ingest(&mut c, b"still working after all those errors", "ok.txt").unwrap();
     let err = c.query_one("SELECT * FROM docchat_search('', 3)", &[]).unwrap_err();
     assert_eq!(sqlstate(&err), "22023");
@@ -148,7 +160,7 @@ fn a_failure_inside_a_transaction_rolls_back_everything() {
     let mut c = fresh_db("t_txn");
     let mut tx = c.transaction().unwrap();
     tx.query_one("SELECT docchat_ingest('first document'::bytea, 'a.txt')", &[]).unwrap();
-    tx.query_one("SELECT docchat_ingest('\\x00ff00ff'::bytea, 'b.bin')", &[]).unwrap_err();
+    tx.query_one("SELECT docchat_ingest('\\x1f8b08000000'::bytea, 'b.bin')", &[]).unwrap_err();
     drop(tx);
     let n: i64 = c.query_one("SELECT count(*) FROM docchat.documents", &[]).unwrap().get(0);
     assert_eq!(n, 0);

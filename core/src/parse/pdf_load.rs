@@ -7,9 +7,10 @@ use lopdf::Document;
 
 pub fn load(bytes: &[u8], password: Option<&str>) -> Result<Document> {
     let doc = match guarded("cannot read PDF", || Document::load_mem(bytes).map_err(|e| e.to_string())) {
-        Ok(doc) if !doc.objects.is_empty() && doc.catalog().is_ok() => doc,
+        // Encrypted files are judged after decryption; others must reach at least one page.
+        Ok(doc) if doc.is_encrypted() || (doc.catalog().is_ok() && doc.page_iter().next().is_some()) => doc,
         first => {
-            let repaired = rebuild_xref(bytes).ok_or_else(|| first.err().unwrap_or_else(|| corrupt("PDF has no catalog")))?;
+            let repaired = rebuild_xref(bytes).ok_or_else(|| first.err().unwrap_or_else(|| corrupt("PDF has no readable pages (damaged page tree)")))?;
             guarded("cannot read PDF (even after rebuilding its cross-reference table)", || {
                 Document::load_mem(&repaired).map_err(|e| e.to_string())
             })?

@@ -1,0 +1,92 @@
+//! Every PDF and office file of the shared corpus goes through docchat_ingest: each yields text
+//! or fails with the SQLSTATE recorded in tests/fixtures/corpus_outcomes.tsv, and the backend
+//! survives every one of them. A changed outcome fails the test and writes the new table to
+//! target/corpus_outcomes.actual.tsv for review.
+use docchat_tests::*;
+use std::collections::BTreeMap;
+
+const FIXTURE: &str = include_str!("../fixtures/corpus_outcomes.tsv");
+
+fn corpus_files() -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["corpus/pdf", "corpus/office"] {
+        for entry in std::fs::read_dir(shared(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            // Ground-truth companions, not documents.
+            if !matches!(ext, "txt" | "native") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn every_corpus_file_yields_text_or_its_recorded_error() {
+    let mut c = fresh_db("t_corpus");
+    let mut actual = BTreeMap::new();
+    for path in corpus_files() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&path).unwrap();
+        let outcome = match ingest(&mut c, &bytes, &name) {
+            Ok(id) => {
+                let row = c.query_one("SELECT n_chars, n_chunks FROM docchat.documents WHERE id = $1::text::uuid", &[&id]).unwrap();
+                let (chars, chunks): (i32, i32) = (row.get(0), row.get(1));
+                assert!(chars > 0 && chunks > 0, "{name}: stored without text");
+                "text".to_string()
+            }
+            Err(e) => format!("ERROR {}", sqlstate(&e)),
+        };
+        // The backend is still there (a crash would have closed the connection).
+        let alive: i32 = c.query_one("SELECT 1", &[]).unwrap_or_else(|e| panic!("backend died on {name}: {e}")).get(0);
+        assert_eq!(alive, 1);
+        actual.insert(name, outcome);
+    }
+    let expected: BTreeMap<String, String> = FIXTURE
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (f, o) = l.split_once('\t').expect("file<TAB>outcome");
+            (f.to_string(), o.to_string())
+        })
+        .collect();
+    let table: String = actual.iter().map(|(f, o)| format!("{f}\t{o}\n")).collect();
+    let out = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/corpus_outcomes.actual.tsv");
+    std::fs::write(&out, &table).unwrap();
+    let changed: Vec<String> = actual
+        .iter()
+        .filter(|(f, o)| expected.get(*f) != Some(o))
+        .map(|(f, o)| format!("{f}: expected {:?}, got {o}", expected.get(f)))
+        .chain(expected.keys().filter(|f| !actual.contains_key(*f)).map(|f| format!("{f}: in the fixture but not in the corpus")))
+        .collect();
+    assert!(changed.is_empty(), "corpus outcomes changed (new table in {}):\n{}", out.display(), changed.join("\n"));
+    let texts = actual.values().filter(|o| *o == "text").count();
+    eprintln!("{} corpus files: {texts} with text, {} errors", actual.len(), actual.len() - texts);
+}
+
+/// Passwords from the corpus README.
+const ENCRYPTED: &[(&str, &str)] = &[
+    ("pypdf__crazyones-encrypted-256.pdf", "password"),
+    ("samplefiles__005-libreoffice-writer-password.pdf", "openpassword"),
+    ("pdfjs__saslprep-r6.pdf", "S\u{aa}SL\u{ad}prep"),
+];
+
+#[test]
+fn encrypted_pdfs_open_with_their_passwords_only() {
+    let mut c = fresh_db("t_encrypted");
+    for (name, password) in ENCRYPTED {
+        let bytes = read_shared(&format!("corpus/pdf/{name}"));
+        for (given, state) in [(None, "28P01"), (Some("not-the-password"), "28P01")] {
+            let err = c.query_one("SELECT docchat_ingest($1, $2, password => $3)", &[&bytes, name, &given]).unwrap_err();
+            assert_eq!(sqlstate(&err), state, "{name} with {given:?}");
+            let db = err.as_db_error().unwrap();
+            assert!(db.hint().is_some_and(|h| h.contains("password")), "{name}: hint {:?}", db.hint());
+        }
+        let id: String = c.query_one("SELECT docchat_ingest($1, $2, password => $3)::text", &[&bytes, name, password]).unwrap().get(0);
+        assert!(!document_text(&mut c, &id).is_empty(), "{name} opened but has no text");
+    }
+    let crazy = c.query_one("SELECT count(*) FROM docchat.documents WHERE filename = 'pypdf__crazyones-encrypted-256.pdf'", &[]).unwrap().get::<_, i64>(0);
+    assert_eq!(crazy, 1);
+}
