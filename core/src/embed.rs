@@ -37,24 +37,29 @@ fn require(what: &str, path: &Path) -> Result<()> {
     }
 }
 
-/// The word-piece tokenizer, set to truncate at the model's sequence length and never pad.
-pub struct TextTokenizer(Tokenizer);
+/// The word-piece tokenizer twice: truncating at the model's sequence length (model input)
+/// and untruncated (what the chunker counts). Neither pads.
+pub struct TextTokenizer {
+    model_input: Tokenizer,
+    whole: Tokenizer,
+}
 
 impl TextTokenizer {
     pub fn load(path: &Path) -> Result<Self> {
         require("tokenizer", path)?;
-        let mut tok = Tokenizer::from_file(path).map_err(|e| unavailable("tokenizer", path, e))?;
-        tok.with_padding(None);
-        tok.with_truncation(Some(TruncationParams { max_length: MAX_SEQ_LEN, ..Default::default() }))
+        let mut whole = Tokenizer::from_file(path).map_err(|e| unavailable("tokenizer", path, e))?;
+        whole.with_padding(None);
+        whole.with_truncation(None).map_err(|e| unavailable("tokenizer", path, e))?;
+        let mut model_input = whole.clone();
+        model_input
+            .with_truncation(Some(TruncationParams { max_length: MAX_SEQ_LEN, ..Default::default() }))
             .map_err(|e| unavailable("tokenizer", path, e))?;
-        Ok(TextTokenizer(tok))
+        Ok(TextTokenizer { model_input, whole })
     }
 
     /// Word-pieces of `text` without special tokens and without truncation: what the chunker counts.
     pub fn pieces(&self, text: &str) -> Result<Vec<Piece>> {
-        let mut tok = self.0.clone();
-        tok.with_truncation(None).map_err(tokenizer_failure)?;
-        let enc = tok.encode(text, false).map_err(tokenizer_failure)?;
+        let enc = self.whole.encode(text, false).map_err(tokenizer_failure)?;
         let mut prev_word = None;
         Ok(enc
             .get_offsets()
@@ -69,7 +74,7 @@ impl TextTokenizer {
     }
 
     fn encode(&self, text: &str) -> Result<tokenizers::Encoding> {
-        self.0.encode(text, true).map_err(tokenizer_failure)
+        self.model_input.encode(text, true).map_err(tokenizer_failure)
     }
 }
 

@@ -50,7 +50,7 @@ fn docchat_ingest(
         let pages = parsed.pages.len();
         raise(
             DocError::new(ErrorKind::NoText, format!("no text found in the document ({pages} page(s) read)"))
-                .with_hint("scanned documents and images need OCR; export the document with a text layer"),
+                .with_hint("neither a text layer nor OCR found text (blank pages, or only pictures and charts); for scans in other languages set docchat.ocr_languages"),
             filename,
         );
     }
@@ -60,8 +60,8 @@ fn docchat_ingest(
     let mut doc_metadata = parsed.metadata.clone();
     doc_metadata.insert("format".into(), Value::from(parsed.format.name()));
     doc_metadata.extend(user_metadata);
-    let mime = mime_type.map(str::to_owned).unwrap_or_else(|| parsed.format.mime_type().to_owned());
-    store(content, filename, &mime, doc_metadata, parsed.n_chars(), &chunks, embeddings)
+    // The bytes decide the format; a caller's mime type was only a hint.
+    store(content, filename, parsed.format.mime_type(), doc_metadata, parsed.n_chars(), &chunks, embeddings)
 }
 
 fn store(
