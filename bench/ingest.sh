@@ -19,8 +19,9 @@ bench() { # FILE PAGES
   psql -qAtX -d docchat_bench -v ON_ERROR_STOP=1 -c "SELECT docchat_embed('warm up')" >/dev/null
   t1b=$(now)
   psql -qAtX -d docchat_bench -v ON_ERROR_STOP=1 \
-    -c "SELECT n_chunks FROM docchat.documents WHERE id = docchat_ingest(pg_read_binary_file('$file'), '$(basename "$file")')" >/tmp/docchat-bench-chunks
+    -c "SELECT docchat_ingest(pg_read_binary_file('$file'), '$(basename "$file")')" >/dev/null
   t2=$(now)
+  psql -qAtX -d docchat_bench -c "SELECT n_chunks FROM docchat.documents ORDER BY created_at DESC LIMIT 1" >/tmp/docchat-bench-chunks
   python3 - "$file" "$pages" "$t0" "$t1" "$t1b" "$t2" "$(cat /tmp/docchat-bench-chunks)" <<'PY'
 import sys, os
 f, pages, t0, t1, t1b, t2, chunks = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:7]), sys.argv[7]
