@@ -16,6 +16,8 @@ mod docx;
 mod epub;
 #[path = "odf.rs"]
 mod odf;
+#[path = "ods.rs"]
+mod ods;
 #[path = "pptx.rs"]
 mod pptx;
 #[path = "sheets.rs"]
@@ -32,7 +34,8 @@ pub fn extract(format: Format, bytes: &[u8], ctx: &mut Ctx) -> Result<Vec<Page>>
     match format {
         Format::Docx => docx::extract(&mut pkg, ctx),
         Format::Pptx => pptx::extract(&mut pkg, ctx),
-        Format::Xlsx | Format::Ods => sheets::extract(format, bytes, Some(&mut pkg), ctx),
+        Format::Xlsx => sheets::extract(format, bytes, Some(&mut pkg), ctx),
+        Format::Ods => ods::extract(&mut pkg, ctx),
         Format::Odt | Format::Odp => odf::extract(format, &mut pkg, ctx),
         Format::Epub => epub::extract(&mut pkg, ctx),
         other => Err(DocError::new(ErrorKind::Unsupported, format!("{} is not an office format", other.name()))),

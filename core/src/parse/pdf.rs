@@ -20,7 +20,7 @@ mod pdf_render;
 mod pdf_safety;
 
 pub fn extract(bytes: &[u8], ctx: &mut Ctx) -> Result<Vec<Page>> {
-    let mut doc = pdf_load::load(bytes, ctx.options.password.as_deref())?;
+    let (mut doc, orphans) = pdf_load::load(bytes, ctx.options.password.as_deref())?;
     pdf_safety::break_xobject_cycles(&mut doc);
     let page_ids: Vec<(u32, lopdf::ObjectId)> = guarded("cannot read PDF page tree", || Ok(doc.get_pages().into_iter().collect()))?;
     if page_ids.is_empty() {
@@ -71,6 +71,10 @@ pub fn extract(bytes: &[u8], ctx: &mut Ctx) -> Result<Vec<Page>> {
     }
     if failed == pages.len() {
         return Err(corrupt(format!("no page of the PDF could be read ({failed} failed)")));
+    }
+    // Pages found outside a broken page tree that hold nothing are debris, not an empty document.
+    if orphans && pages.iter().all(|p| p.text.is_empty()) {
+        return Err(corrupt("PDF has no readable pages (damaged page tree)"));
     }
     Ok(pages)
 }

@@ -414,7 +414,7 @@ mod tests {
 
     fn corpus_doc(name: &str) -> Document {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pdf").join(name);
-        super::super::pdf_load::load(&std::fs::read(&path).unwrap(), None).unwrap()
+        super::super::pdf_load::load(&std::fs::read(&path).unwrap(), None).unwrap().0
     }
 
     fn page_text(doc: &Document, page: u32) -> Result<Option<String>> {

@@ -2,16 +2,19 @@
 //! row as a line of cells joined by " | ". XLSX is streamed cell by cell (a dense range for a
 //! cell at XFD1048576 would not fit in memory) and gets the text of its drawings' text boxes.
 use super::pptx::{shapes, Mode};
-use super::{attr, core_props, local, odf, walk_xml, Ev, Package, Sink};
+use super::{attr, core_props, local, walk_xml, Ev, Package, Sink};
 use crate::detect::Format;
 use crate::error::{DocError, ErrorKind, Result};
 use crate::parse::{Ctx, Page};
-use calamine::{Data, Ods, Reader, Xls, XlsError, Xlsx};
+use calamine::{Data, Reader, Xls, XlsError, Xlsx};
 use std::collections::HashMap;
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// `pkg` is the ZIP container for XLSX and ODS, `None` for XLS.
+#[path = "xls_guard.rs"]
+mod xls_guard;
+
+/// `pkg` is the ZIP container for XLSX, `None` for XLS.
 pub fn extract(format: Format, bytes: &[u8], pkg: Option<&mut Package>, ctx: &mut Ctx) -> Result<Vec<Page>> {
     let cursor = Cursor::new(bytes);
     match (format, pkg) {
@@ -21,14 +24,8 @@ pub fn extract(format: Format, bytes: &[u8], pkg: Option<&mut Package>, ctx: &mu
             let book = guarded(|| calamine::open_workbook_from_rs::<Xlsx<_>, _>(cursor).map_err(|e| e.to_string()))?;
             xlsx_pages(book, pkg, ctx)
         }
-        (Format::Ods, Some(pkg)) => {
-            odf::check_encrypted(pkg)?;
-            pkg.check_all()?;
-            odf::meta(pkg, ctx)?;
-            let book = guarded(|| calamine::open_workbook_from_rs::<Ods<_>, _>(cursor).map_err(|e| e.to_string()))?;
-            range_pages(book, ctx)
-        }
         (Format::Xls, None) => {
+            xls_guard::check(bytes, ctx.options.max_decompressed_bytes)?;
             // Not `guarded`: a password error must stay recognisable.
             let book = catch_unwind(AssertUnwindSafe(|| calamine::open_workbook_from_rs::<Xls<_>, _>(cursor)))
                 .map_err(|_| corrupt_sheet("the spreadsheet reader failed"))?
@@ -55,7 +52,7 @@ fn guarded<T>(f: impl FnOnce() -> std::result::Result<T, String>) -> Result<T> {
     }
 }
 
-fn begin_sheet(name: &str) -> Sink {
+pub(super) fn begin_sheet(name: &str) -> Sink {
     let mut sink = Sink::default();
     sink.push(name);
     sink.heading(0, 1);
@@ -65,7 +62,7 @@ fn begin_sheet(name: &str) -> Sink {
 
 /// Adds one row as a line: cells joined by " | ", a run of empty cells shown as one empty cell,
 /// empty cells at either end dropped.
-fn push_row(sink: &mut Sink, cells: &mut [(u32, String)]) {
+pub(super) fn push_row(sink: &mut Sink, cells: &mut [(u32, String)]) {
     cells.sort_by_key(|c| c.0);
     let mut line = String::new();
     let mut last: Option<u32> = None;
@@ -101,13 +98,13 @@ fn cell_text(value: &Data) -> String {
     }
 }
 
-fn record_count(ctx: &mut Ctx, n: usize) -> Result<()> {
+pub(super) fn record_count(ctx: &mut Ctx, n: usize) -> Result<()> {
     ctx.check_pages(n)?;
     ctx.metadata.insert("pages".into(), n.into());
     Ok(())
 }
 
-/// XLS and ODS: calamine reads each sheet into a range. A sheet that fails gives an empty page;
+/// XLS: calamine reads each sheet into a range. A sheet that fails gives an empty page;
 /// only a workbook where every sheet fails is an error.
 fn range_pages<'b, R>(mut book: R, ctx: &mut Ctx) -> Result<Vec<Page>>
 where
@@ -208,7 +205,7 @@ fn sheet_drawings(pkg: &mut Package) -> Result<HashMap<String, Vec<String>>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{zip_of, Parsed};
+    use super::super::testutil::Parsed;
     use crate::parse::Heading;
 
     #[test]
@@ -243,23 +240,5 @@ mod tests {
     fn xlsx_text_boxes_join_their_sheet() {
         let parsed = Parsed::of("tika__testEXCEL_textbox.xlsx");
         assert_eq!(parsed.pages[0].text, "Sheet1\n\nthis is some autoshape text");
-    }
-
-    #[test]
-    fn ods_sheets() {
-        let content = br#"<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet>
-<table:table table:name="Costs"><table:table-row><table:table-cell office:value-type="string"><text:p>Item</text:p></table:table-cell><table:table-cell office:value-type="string"><text:p>Price</text:p></table:table-cell></table:table-row>
-<table:table-row><table:table-cell office:value-type="string"><text:p>Tea</text:p></table:table-cell><table:table-cell office:value-type="float" office:value="2.5"><text:p>2.5</text:p></table:table-cell></table:table-row></table:table>
-<table:table table:name="Empty"/></office:spreadsheet></office:body></office:document-content>"#;
-        let manifest = br#"<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#;
-        let bytes = zip_of(&[
-            ("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"),
-            ("META-INF/manifest.xml", manifest),
-            ("content.xml", content),
-        ]);
-        let parsed = Parsed::from_bytes(&bytes);
-        let texts: Vec<_> = parsed.pages.iter().map(|p| (p.number, p.text.as_str())).collect();
-        assert_eq!(texts, [(Some(1), "Costs\n\nItem | Price\nTea | 2.5"), (Some(2), "Empty")]);
-        assert_eq!(parsed.metadata["pages"], 2);
     }
 }
