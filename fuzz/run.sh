@@ -10,7 +10,9 @@ fuzz() { echo "== $1"; shift; ./target/release/examples/fuzz "$seconds" "$@"; }
 fuzz pdf "$corpus"/pdf/pypdf__crazyones.pdf "$corpus"/pdf/samplefiles__010-pdflatex-forms.pdf "$corpus"/pdf/pdfjs__helloworld-bad.pdf "$corpus"/pdf/pypdf__jpeg.pdf
 fuzz docx "$corpus"/office/tika__testWORD_various.docx "$corpus"/office/pandoc__docx_notes.docx
 fuzz pptx "$corpus"/office/tika__testPPT.pptx "$corpus"/office/pythonpptx__sld-notes.pptx
-fuzz sheets "$corpus"/office/tika__test-columnar.xlsx "$corpus"/office/tika__testEXCEL.xls
+fuzz sheets "$corpus"/office/tika__test-columnar.xlsx "$corpus"/office/tika__testEXCEL.xls fuzz/seeds/sample.ods "$corpus"/office/pythonpptx__cht-charts.pptx
+FUZZ_PASSWORD=tika fuzz encrypted-office "$corpus"/office/tika__testWORD_protected_passtika.docx "$corpus"/office/tika__testEXCEL_protected_passtika.xlsx
+FUZZ_PASSWORD=openpassword fuzz encrypted-pdf "$corpus"/pdf/samplefiles__005-libreoffice-writer-password.pdf
 fuzz odf-epub "$corpus"/office/tika__testODFwithOOo3.odt "$corpus"/office/tika__testEPUB.epub
 fuzz rtf "$corpus"/office/tika__testRTF.rtf "$corpus"/office/tika__testRTF-ms932.rtf
 fuzz html-text "$corpus"/office/tika__testHTML.html "$corpus"/office/tika__testMARKDOWN.md "$corpus"/office/tika__testHTMLNoisyMetaEncoding_1.html

@@ -4,6 +4,7 @@
 //! and reports inputs that panic out of the parser or run past the deadline; each is saved
 //! under fuzz/findings/ for a regression test.
 //!   cargo run --release -p docchat-core --example fuzz -- SECONDS SEED_FILE...
+//! FUZZ_PASSWORD=... opens encrypted seeds, so mutations reach the decrypted contents.
 use docchat_core::parse::{parse, Ctx, Options};
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,7 @@ fn main() {
                 let mut options = Options::default();
                 options.max_ocr_pages = 1;
                 options.ocr_timeout_ms = 5000;
+                options.password = std::env::var("FUZZ_PASSWORD").ok();
                 let mut ctx = Ctx::new(&options, &|| false);
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(&data, None, None, &mut ctx).map(|_| ())));
                 let _ = tx.send(outcome.is_err());

@@ -115,3 +115,26 @@ fn owner_password_only_pdf_opens_without_a_password() {
         assert_eq!(squash(&document_text(&mut c, &id)), "pdf encryption test password: asdfzxcv", "with {given:?}");
     }
 }
+
+/// Encrypted OOXML (password 'tika' in the corpus README) through the same `password` argument.
+#[test]
+fn encrypted_office_files_open_with_their_password_only() {
+    let mut c = fresh_db("t_encrypted_office");
+    let files = [
+        ("tika__testWORD_protected_passtika.docx", "This is an encrypted Word 2007 File."),
+        ("tika__testEXCEL_protected_passtika.xlsx", "This is an Encrypted Excel spreadsheet."),
+        ("tika__testPPT_protected_passtika.pptx", "This is an encrypted PowerPoint 2007 slide."),
+    ];
+    for (name, sentence) in files {
+        let bytes = read_shared(&format!("corpus/office/{name}"));
+        for given in [None, Some("not-tika")] {
+            let err = c.query_one("SELECT docchat_ingest($1, $2, password => $3)", &[&bytes, &name, &given]).unwrap_err();
+            assert_eq!(sqlstate(&err), "28P01", "{name} with {given:?}");
+            assert!(err.as_db_error().unwrap().hint().is_some_and(|h| h.contains("password")));
+        }
+        let id: String = c.query_one("SELECT docchat_ingest($1, $2, password => 'tika')::text", &[&bytes, &name]).unwrap().get(0);
+        assert!(squash(&document_text(&mut c, &id)).contains(sentence), "{name}");
+    }
+    let stored: i64 = c.query_one("SELECT count(*) FROM docchat.documents", &[]).unwrap().get(0);
+    assert_eq!(stored, 3, "failed attempts store nothing");
+}

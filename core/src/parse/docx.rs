@@ -30,6 +30,12 @@ pub fn extract(pkg: &mut Package, ctx: &mut Ctx) -> Result<Vec<Page>> {
             None if part == MAIN => return Err(corrupt("DOCX has no word/document.xml")),
             None => {}
         }
+        // Charts follow the body text (before notes, headers and footers).
+        if part == MAIN {
+            for rel in rels.iter().filter(|r| r.kind == "chart") {
+                super::chart::chart(pkg, &rel.target, &mut sink)?;
+            }
+        }
     }
     Ok(vec![sink.into_page(None)])
 }

@@ -5,6 +5,7 @@ mod image;
 mod markdown;
 pub mod ocr;
 mod office;
+mod office_crypto;
 mod pdf;
 mod rtf;
 
@@ -121,6 +122,10 @@ impl Parsed {
 
 /// Detects the format and extracts text. Empty results are the caller's to judge.
 pub fn parse(bytes: &[u8], filename: Option<&str>, mime: Option<&str>, ctx: &mut Ctx) -> Result<Parsed> {
+    let opts = ctx.options;
+    if let Some(package) = office_crypto::unlock(bytes, opts.password.as_deref(), opts.max_decompressed_bytes)? {
+        return parse(&package, filename, mime, ctx);
+    }
     let detected = detect::detect(bytes, filename, mime)?;
     let text = detected.text.unwrap_or_default();
     let pages = match detected.format {

@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{Cursor, Read, Write};
 
+#[path = "chart.rs"]
+mod chart;
 #[path = "docx.rs"]
 mod docx;
 #[path = "epub.rs"]

@@ -1,5 +1,5 @@
 //! PPTX: one page per slide in presentation order: the slide's shapes and tables (its title as
-//! heading), SmartArt text, the text its layout and master draw on it (once, on the first slide
+//! heading), SmartArt text, charts, the text its layout and master draw on it (once, on the first slide
 //! that uses them), then the speaker notes.
 use super::{attr, core_props, corrupt, font_text, local, walk_xml, Ev, Package, Sink};
 use crate::error::Result;
@@ -33,6 +33,9 @@ pub fn extract(pkg: &mut Package, ctx: &mut Ctx) -> Result<Vec<Page>> {
         let rels = pkg.rels(slide)?;
         for rel in rels.iter().filter(|r| r.kind == "diagramData") {
             shapes(pkg, &rel.target, Mode::Slide, &mut sink)?;
+        }
+        for rel in rels.iter().filter(|r| r.kind == "chart") {
+            super::chart::chart(pkg, &rel.target, &mut sink)?;
         }
         for layout in rels.iter().filter(|r| r.kind == "slideLayout") {
             if shown.insert(layout.target.clone()) {

@@ -1,6 +1,7 @@
 //! Spreadsheets through calamine: one page per sheet with the sheet name as heading and each
 //! row as a line of cells joined by " | ". XLSX is streamed cell by cell (a dense range for a
-//! cell at XFD1048576 would not fit in memory) and gets the text of its drawings' text boxes.
+//! cell at XFD1048576 would not fit in memory) and gets the text of its drawings' text boxes
+//! and charts.
 use super::pptx::{shapes, Mode};
 use super::{attr, core_props, local, walk_xml, Ev, Package, Sink};
 use crate::detect::Format;
@@ -168,6 +169,9 @@ fn xlsx_pages(
         failed += read.is_err() as usize;
         for part in drawings.get(name).into_iter().flatten() {
             shapes(pkg, part, Mode::Slide, &mut sink)?;
+            for rel in pkg.rels(part)?.into_iter().filter(|r| r.kind == "chart") {
+                super::chart::chart(pkg, &rel.target, &mut sink)?;
+            }
         }
         pages.push(sink.into_page(Some(n as u32 + 1)));
     }
