@@ -170,8 +170,7 @@ mod tests {
     use super::*;
 
     fn office(name: &str) -> Vec<u8> {
-        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/office").join(name);
-        std::fs::read(path).unwrap()
+        crate::parse::shared_file(&format!("corpus/office/{name}"))
     }
 
     fn utf16(text: &str, le: bool) -> Vec<u8> {

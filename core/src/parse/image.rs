@@ -86,8 +86,7 @@ mod tests {
     use crate::parse::{test_ctx, Options};
 
     fn corpus(name: &str) -> Vec<u8> {
-        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/ocr").join(name);
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        crate::parse::shared_file(&format!("corpus/ocr/{name}"))
     }
 
     /// A multi-page TIFF made by Leptonica from the given images.

@@ -202,6 +202,13 @@ pub fn normalize_whitespace(text: &str) -> String {
     out
 }
 
+/// A file under ../shared for tests, e.g. `shared_file("corpus/pdf/x.pdf")`.
+#[cfg(test)]
+pub(crate) fn shared_file(path: &str) -> Vec<u8> {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(path);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 #[cfg(test)]
 pub(crate) fn test_ctx(options: &Options) -> Ctx<'_> {
     Ctx::new(options, &|| false)

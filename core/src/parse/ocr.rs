@@ -449,11 +449,9 @@ fn single_threaded_openmp() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn corpus(name: &str) -> Vec<u8> {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/ocr").join(name);
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        crate::parse::shared_file(&format!("corpus/ocr/{name}"))
     }
 
     /// Character error rate: Levenshtein distance / truth length, whitespace squashed.

@@ -87,7 +87,7 @@ mod tests {
     use super::*;
 
     fn office(name: &str) -> Vec<u8> {
-        std::fs::read(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/office").join(name)).unwrap()
+        crate::parse::shared_file(&format!("corpus/office/{name}"))
     }
 
     #[test]

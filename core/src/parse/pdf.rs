@@ -177,8 +177,7 @@ mod tests {
     use super::*;
 
     fn corpus(name: &str) -> Vec<u8> {
-        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pdf").join(name);
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        crate::parse::shared_file(&format!("corpus/pdf/{name}"))
     }
 
     fn run(bytes: &[u8]) -> Result<Vec<Page>> {

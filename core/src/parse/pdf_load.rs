@@ -349,7 +349,7 @@ mod tests {
     use super::*;
 
     fn corpus(name: &str) -> Vec<u8> {
-        std::fs::read(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pdf").join(name)).unwrap()
+        crate::parse::shared_file(&format!("corpus/pdf/{name}"))
     }
 
     #[test]

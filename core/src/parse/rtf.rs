@@ -528,8 +528,7 @@ mod tests {
     use serde_json::Value;
 
     fn corpus(name: &str) -> Vec<u8> {
-        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/office").join(name);
-        std::fs::read(path).unwrap()
+        crate::parse::shared_file(&format!("corpus/office/{name}"))
     }
 
     /// The single page's text and the metadata of an RTF file.

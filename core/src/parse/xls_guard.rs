@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn real_workbooks_pass() {
-        check(&file("../../shared/corpus/office/tika__testEXCEL.xls"), 1 << 20).unwrap();
+        check(&crate::parse::shared_file("corpus/office/tika__testEXCEL.xls"), 1 << 20).unwrap();
     }
 
     #[test]
