@@ -68,10 +68,12 @@ fn sheet_pages(xml: &str, ctx: &Ctx) -> Result<Vec<Page>> {
                     if let Some((repeats, text)) = row.cell.take() {
                         let filled = !text.trim().is_empty();
                         let span = u32::try_from(repeats).unwrap_or(u32::MAX);
-                        if filled {
-                            written += repeats.saturating_mul(text.len() as u64 + 3);
-                            for i in 0..span.min(MAX_COLUMNS) {
-                                row.cells.push((row.column.saturating_add(i), text.clone()));
+                        // Cells past ODF's last column are the same empty (or bogus) tail.
+                        let kept = span.min(MAX_COLUMNS.saturating_sub(row.column));
+                        if filled && kept > 0 {
+                            written += u64::from(kept) * (text.len() as u64 + 3);
+                            for i in 0..kept {
+                                row.cells.push((row.column + i, text.clone()));
                             }
                         }
                         row.column = row.column.saturating_add(span);
@@ -109,7 +111,7 @@ fn sheet_pages(xml: &str, ctx: &Ctx) -> Result<Vec<Page>> {
     Ok(pages)
 }
 
-/// ODF's own limit on columns; a wider repeat is the same empty tail.
+/// ODF's own limit on columns (LibreOffice's since 7.4).
 const MAX_COLUMNS: u32 = 16_384;
 
 fn repeat(e: &quick_xml::events::BytesStart, name: &str) -> u64 {
@@ -168,6 +170,10 @@ mod tests {
             r#"<table:table table:name="S"><table:table-row table:number-rows-repeated="3"><table:table-cell table:number-columns-repeated="2" office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row></table:table>"#
         );
         assert_eq!(Parsed::from_bytes(&ods(&tables)).pages[0].text, "S\n\nx | x\nx | x\nx | x");
+        // Columns past ODF's last one are dropped, however many a cell claims.
+        let wide = r#"<table:table table:name="S"><table:table-row><table:table-cell table:number-columns-repeated="4000000000" office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row></table:table>"#;
+        let text = &Parsed::from_bytes(&ods(wide)).pages[0].text;
+        assert_eq!(text.matches('x').count(), 16_384);
         // A million rows of a thousand filled cells: a few hundred bytes of XML, gigabytes of text.
         let bomb = r#"<table:table table:name="S"><table:table-row table:number-rows-repeated="1048576"><table:table-cell table:number-columns-repeated="1024" office:value-type="string"><text:p>boom</text:p></table:table-cell></table:table-row></table:table>"#;
         let opts = Options::default();
