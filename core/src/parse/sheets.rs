@@ -105,29 +105,17 @@ pub(super) fn record_count(ctx: &mut Ctx, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// XLS: calamine reads each sheet into a range. A sheet that fails gives an empty page;
-/// only a workbook where every sheet fails is an error.
-fn range_pages<'b, R>(mut book: R, ctx: &mut Ctx) -> Result<Vec<Page>>
-where
-    R: Reader<Cursor<&'b [u8]>>,
-    R::Error: std::fmt::Display,
-{
-    let names = book.sheet_names();
+/// One page per sheet, headed by its name and filled by `fill`, which says whether the sheet
+/// could be read: a sheet that fails gives an empty page, and only a workbook where every
+/// sheet fails is an error.
+fn sheet_pages(names: &[String], ctx: &mut Ctx, mut fill: impl FnMut(&str, &mut Sink) -> Result<bool>) -> Result<Vec<Page>> {
     record_count(ctx, names.len())?;
     let mut pages = Vec::with_capacity(names.len());
     let mut failed = 0;
     for (n, name) in names.iter().enumerate() {
         ctx.check()?;
         let mut sink = begin_sheet(name);
-        let read = guarded(|| {
-            let range = book.worksheet_range(name).map_err(|e| e.to_string())?;
-            for row in range.rows() {
-                let mut cells: Vec<_> = row.iter().enumerate().map(|(c, v)| (c as u32, cell_text(v))).collect();
-                push_row(&mut sink, &mut cells);
-            }
-            Ok(())
-        });
-        failed += read.is_err() as usize;
+        failed += !fill(name, &mut sink)? as usize;
         pages.push(sink.into_page(Some(n as u32 + 1)));
     }
     if failed > 0 && failed == pages.len() {
@@ -136,20 +124,31 @@ where
     Ok(pages)
 }
 
-/// XLSX: cells streamed in file order and grouped by row, then the sheet's text boxes.
-fn xlsx_pages(
-    mut book: Xlsx<Cursor<&[u8]>>,
-    pkg: &mut Package,
-    ctx: &mut Ctx,
-) -> Result<Vec<Page>> {
+/// XLS: calamine reads each sheet into a range.
+fn range_pages<'b, R>(mut book: R, ctx: &mut Ctx) -> Result<Vec<Page>>
+where
+    R: Reader<Cursor<&'b [u8]>>,
+    R::Error: std::fmt::Display,
+{
     let names = book.sheet_names();
-    record_count(ctx, names.len())?;
+    sheet_pages(&names, ctx, |name, sink| {
+        Ok(guarded(|| {
+            let range = book.worksheet_range(name).map_err(|e| e.to_string())?;
+            for row in range.rows() {
+                let mut cells: Vec<_> = row.iter().enumerate().map(|(c, v)| (c as u32, cell_text(v))).collect();
+                push_row(sink, &mut cells);
+            }
+            Ok(())
+        })
+        .is_ok())
+    })
+}
+
+/// XLSX: cells streamed in file order and grouped by row, then the sheet's text boxes and charts.
+fn xlsx_pages(mut book: Xlsx<Cursor<&[u8]>>, pkg: &mut Package, ctx: &mut Ctx) -> Result<Vec<Page>> {
+    let names = book.sheet_names();
     let drawings = sheet_drawings(pkg)?;
-    let mut pages = Vec::with_capacity(names.len());
-    let mut failed = 0;
-    for (n, name) in names.iter().enumerate() {
-        ctx.check()?;
-        let mut sink = begin_sheet(name);
+    sheet_pages(&names, ctx, |name, sink| {
         let read = guarded(|| {
             let mut cells = book.worksheet_cells_reader(name).map_err(|e| e.to_string())?;
             let mut row: Vec<(u32, String)> = Vec::new();
@@ -157,28 +156,23 @@ fn xlsx_pages(
             while let Some(cell) = cells.next_cell().map_err(|e| e.to_string())? {
                 let (r, c) = cell.get_position();
                 if row_number != Some(r) {
-                    push_row(&mut sink, &mut row);
+                    push_row(sink, &mut row);
                     row.clear();
                     row_number = Some(r);
                 }
                 row.push((c, cell_text(&Data::from(cell.get_value().clone()))));
             }
-            push_row(&mut sink, &mut row);
+            push_row(sink, &mut row);
             Ok(())
         });
-        failed += read.is_err() as usize;
         for part in drawings.get(name).into_iter().flatten() {
-            shapes(pkg, part, Mode::Slide, &mut sink)?;
+            shapes(pkg, part, Mode::Slide, sink)?;
             for rel in pkg.rels(part)?.into_iter().filter(|r| r.kind == "chart") {
-                super::chart::chart(pkg, &rel.target, &mut sink)?;
+                super::chart::chart(pkg, &rel.target, sink)?;
             }
         }
-        pages.push(sink.into_page(Some(n as u32 + 1)));
-    }
-    if failed > 0 && failed == pages.len() {
-        return Err(corrupt_sheet("no sheet could be read"));
-    }
-    Ok(pages)
+        Ok(read.is_ok())
+    })
 }
 
 /// The drawing parts (text boxes, shapes) of each sheet, by sheet name.
