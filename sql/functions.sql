@@ -2,9 +2,19 @@
 
 CREATE FUNCTION docchat_embed(input text) RETURNS @extschema:vector@.vector
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-AS $$ SELECT docchat.embed_real(input)::@extschema:vector@.vector(384) $$;
+AS $$ SELECT docchat.embed_real(input)::@extschema:vector@.vector $$;
 COMMENT ON FUNCTION docchat_embed(text) IS
-    'all-MiniLM-L6-v2 sentence embedding of the text (384 dimensions, unit length)';
+    'Sentence embedding of the text with the configured model (all-MiniLM-L6-v2: 384 dimensions), unit length';
+
+-- Many texts in one call: the model worker batches them (and other sessions' requests) together.
+CREATE FUNCTION docchat_embed(inputs text[]) RETURNS @extschema:vector@.vector[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+    SELECT coalesce(array_agg(e.embedding::@extschema:vector@.vector ORDER BY e.ord), '{}')
+    FROM docchat.embed_real_many(inputs) e
+$$;
+COMMENT ON FUNCTION docchat_embed(text[]) IS
+    'Embeddings of many texts, in order; a NULL text gives a NULL vector';
 
 -- Best chunks first. The inner query takes the k nearest chunks the caller may see (the
 -- iterative HNSW scan keeps going past other owners' rows), the outer one drops those

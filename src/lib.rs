@@ -3,6 +3,7 @@
 use pgrx::prelude::*;
 
 mod api;
+mod model_worker;
 mod settings;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -12,8 +13,10 @@ pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
 
 /// Runs in every process that loads the library, the postmaster included (when preloaded):
-/// only settings are defined here; models, threads and sessions are created lazily where used.
+/// settings are defined and the model worker registered; models, threads and sessions are
+/// created lazily in the processes that use them, never here.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::define();
+    model_worker::register();
 }

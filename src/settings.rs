@@ -1,8 +1,9 @@
 //! docchat's settings (GUCs) and the paths and sizes derived from them.
 use docchat_core::chunk::ChunkConfig;
-use docchat_core::embed::{ModelFiles, MAX_SEQ_LEN, SPECIAL_TOKENS};
+use docchat_core::embed::{Device, ModelFiles, RunOptions, MAX_SEQ_LEN, SPECIAL_TOKENS};
+use docchat_core::serve::batcher::BatchConfig;
 use docchat_core::parse::Options;
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use pgrx::pg_sys;
 use std::ffi::{CStr, CString};
 use std::path::PathBuf;
@@ -18,6 +19,22 @@ pub static OCR_PAGE_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000)
 pub static OCR_LANGUAGES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"eng"));
 pub static MODEL_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ONNXRUNTIME_LIBRARY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static DEVICE: GucSetting<DeviceSetting> = GucSetting::<DeviceSetting>::new(DeviceSetting::Auto);
+pub static WORKER_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static MAX_BATCH: GucSetting<i32> = GucSetting::<i32>::new(32);
+pub static BATCH_WAIT_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static MODEL_WORKER: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static WORKER_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DeviceSetting {
+    #[name = c"auto"]
+    Auto,
+    #[name = c"cpu"]
+    Cpu,
+    #[name = c"cuda"]
+    Cuda,
+}
 
 /// Model and runtime live beside the extension: `$sharedir/docchat/models/<name>/` and
 /// `$libdir/docchat/`. `make install` puts them there.
@@ -90,6 +107,102 @@ pub fn define() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    define_serving();
+}
+
+/// Model serving: where models run and how the worker batches. Device and worker threads are
+/// read when the worker starts; batch size and wait on every reload.
+fn define_serving() {
+    GucRegistry::define_enum_guc(
+        c"docchat.device",
+        c"Where embedding models run: auto, cpu or cuda.",
+        c"auto uses CUDA when ONNX Runtime was built with it (onnxruntime-gpu) and a GPU answers, else the CPU.",
+        &DEVICE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"docchat.worker_threads",
+        c"ONNX Runtime intra-op threads of the model worker (0: one per CPU core).",
+        c"",
+        &WORKER_THREADS,
+        0,
+        256,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"docchat.max_batch",
+        c"Most texts the model worker embeds in one run.",
+        c"Requests from concurrent sessions share runs up to this size.",
+        &MAX_BATCH,
+        1,
+        1024,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"docchat.batch_wait_ms",
+        c"Milliseconds a lone request waits for others to batch with.",
+        c"0: never wait; requests that arrive during a run are batched together anyway.",
+        &BATCH_WAIT_MS,
+        0,
+        1000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"docchat.model_worker",
+        c"Embed through the model worker when docchat is preloaded.",
+        c"off: every session loads its own copy of the model.",
+        &MODEL_WORKER,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"docchat.worker_timeout",
+        c"Milliseconds a session waits for the model worker to (re)start before giving up.",
+        c"",
+        &WORKER_TIMEOUT_MS,
+        0,
+        3_600_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+}
+
+pub fn device() -> Device {
+    match DEVICE.get() {
+        DeviceSetting::Auto => Device::Auto,
+        DeviceSetting::Cpu => Device::Cpu,
+        DeviceSetting::Cuda => Device::Cuda,
+    }
+}
+
+/// How a session that embeds by itself runs the model.
+pub fn backend_run_options() -> RunOptions {
+    RunOptions { device: device(), threads: THREADS.get() as usize }
+}
+
+/// How the model worker runs the model: all cores unless docchat.worker_threads says otherwise.
+pub fn worker_run_options() -> RunOptions {
+    let threads = match WORKER_THREADS.get() {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    RunOptions { device: device(), threads }
+}
+
+pub fn batch_config() -> BatchConfig {
+    BatchConfig { max_batch: MAX_BATCH.get() as usize, max_wait: std::time::Duration::from_millis(BATCH_WAIT_MS.get() as u64) }
+}
+
+pub fn use_worker() -> bool {
+    MODEL_WORKER.get()
+}
+
+pub fn worker_timeout() -> std::time::Duration {
+    std::time::Duration::from_millis(WORKER_TIMEOUT_MS.get() as u64)
 }
 
 pub fn chunk_config(size: Option<i32>, overlap: Option<i32>) -> ChunkConfig {
@@ -117,18 +230,21 @@ pub fn parse_options(password: Option<&str>) -> Options {
     }
 }
 
-pub fn threads() -> usize {
-    THREADS.get() as usize
-}
-
 fn setting_path(setting: &GucSetting<Option<CString>>) -> Option<PathBuf> {
     setting.get().map(|s| PathBuf::from(s.to_string_lossy().into_owned())).filter(|p| !p.as_os_str().is_empty())
 }
 
+/// The folder of the model to embed with (model.onnx + tokenizer.json).
+pub fn model_dir() -> PathBuf {
+    setting_path(&MODEL_DIR).unwrap_or_else(|| share_dir().join("docchat/models").join(DEFAULT_MODEL))
+}
+
+pub fn runtime_library() -> PathBuf {
+    setting_path(&ONNXRUNTIME_LIBRARY).unwrap_or_else(|| lib_dir().join("docchat").join(ORT_FILE))
+}
+
 pub fn model_files() -> ModelFiles {
-    let dir = setting_path(&MODEL_DIR).unwrap_or_else(|| share_dir().join("docchat/models").join(DEFAULT_MODEL));
-    let runtime = setting_path(&ONNXRUNTIME_LIBRARY).unwrap_or_else(|| lib_dir().join("docchat").join(ORT_FILE));
-    ModelFiles { runtime, model: dir.join("model.onnx"), tokenizer: dir.join("tokenizer.json") }
+    ModelFiles::in_dir(runtime_library(), &model_dir())
 }
 
 fn share_dir() -> PathBuf {

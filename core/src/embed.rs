@@ -16,11 +16,52 @@ pub struct ModelFiles {
     pub tokenizer: PathBuf,
 }
 
+impl ModelFiles {
+    /// A model folder's files: model.onnx and tokenizer.json.
+    pub fn in_dir(runtime: PathBuf, dir: &Path) -> ModelFiles {
+        ModelFiles { runtime, model: dir.join("model.onnx"), tokenizer: dir.join("tokenizer.json") }
+    }
+}
+
 /// Sequences the model reads, special tokens included (all-MiniLM-L6-v2: 256).
 pub const MAX_SEQ_LEN: usize = 256;
 /// [CLS] and [SEP].
 pub const SPECIAL_TOKENS: usize = 2;
-const BATCH: usize = 32;
+/// Texts per ONNX run when a caller embeds many at once.
+pub const DEFAULT_BATCH: usize = 32;
+
+/// Where the model runs. `Auto` takes CUDA when the runtime library was built with it and a GPU
+/// answers, else the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl Device {
+    pub fn parse(s: &str) -> Option<Device> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Device::Auto),
+            "cpu" => Some(Device::Cpu),
+            "cuda" | "gpu" => Some(Device::Cuda),
+            _ => None,
+        }
+    }
+}
+
+/// How a session is built: device and ONNX Runtime intra-op threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    pub device: Device,
+    pub threads: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { device: Device::Cpu, threads: 1 }
+    }
+}
 
 fn unavailable(what: &str, path: &Path, e: impl std::fmt::Display) -> DocError {
     DocError::new(ErrorKind::ModelUnavailable, format!("cannot load {what} \"{}\": {e}", path.display())).with_hint(
@@ -73,7 +114,7 @@ impl TextTokenizer {
             .collect())
     }
 
-    fn encode(&self, text: &str) -> Result<tokenizers::Encoding> {
+    pub fn encode(&self, text: &str) -> Result<tokenizers::Encoding> {
         self.model_input.encode(text, true).map_err(tokenizer_failure)
     }
 }
@@ -96,25 +137,33 @@ fn runtime(path: &Path) -> Result<&'static ort::environment::Environment> {
 pub struct Embedder {
     session: Session,
     tokenizer: TextTokenizer,
+    /// Whether the graph takes token_type_ids (BERT does, MPNet does not).
+    wants_token_types: bool,
     pub dim: usize,
+    /// "cpu" or "cuda": where the session actually runs.
+    pub device: &'static str,
 }
 
+/// The input the model reads for one text: word-piece ids with special tokens, truncated.
+pub type Encoded = tokenizers::Encoding;
+
 impl Embedder {
-    /// Loads the runtime, the tokenizer and an ONNX session using `threads` intra-op threads.
-    pub fn load(files: &ModelFiles, threads: usize) -> Result<Self> {
+    /// Loads the runtime, the tokenizer and an ONNX session.
+    pub fn load(files: &ModelFiles, opts: RunOptions) -> Result<Self> {
         let env = runtime(&files.runtime)?;
         let tokenizer = TextTokenizer::load(&files.tokenizer)?;
         require("model", &files.model)?;
-        let fail = |e: ort::Error| unavailable("model", &files.model, e);
-        let session = Session::builder(env)
-            .map_err(fail)?
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| fail(e.into()))?
-            .with_inter_threads(1)
-            .map_err(|e| fail(e.into()))?
-            .commit_from_file(&files.model)
-            .map_err(fail)?;
-        let mut embedder = Embedder { session, tokenizer, dim: 0 };
+        let (session, device) = match opts.device {
+            Device::Cpu => (build_session(env, files, opts.threads, false)?, "cpu"),
+            Device::Cuda => (build_session(env, files, opts.threads, true)?, "cuda"),
+            Device::Auto if cuda_runtime_present(&files.runtime) => match build_session(env, files, opts.threads, true) {
+                Ok(s) => (s, "cuda"),
+                Err(_) => (build_session(env, files, opts.threads, false)?, "cpu"),
+            },
+            Device::Auto => (build_session(env, files, opts.threads, false)?, "cpu"),
+        };
+        let wants_token_types = session.inputs().iter().any(|i| i.name() == "token_type_ids");
+        let mut embedder = Embedder { session, tokenizer, wants_token_types, dim: 0, device };
         embedder.dim = embedder.embed(&["dimension probe"])?[0].len();
         Ok(embedder)
     }
@@ -129,7 +178,7 @@ impl Embedder {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| encodings[i].len());
         let mut out = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(BATCH) {
+        for batch in order.chunks(DEFAULT_BATCH) {
             let encs: Vec<_> = batch.iter().map(|&i| &encodings[i]).collect();
             for (&i, v) in batch.iter().zip(self.run_batch(&encs)?) {
                 out[i] = v;
@@ -138,7 +187,8 @@ impl Embedder {
         Ok(out)
     }
 
-    fn run_batch(&mut self, encs: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>> {
+    /// One ONNX run over already tokenized texts, padded to the longest.
+    pub fn run_batch(&mut self, encs: &[&Encoded]) -> Result<Vec<Vec<f32>>> {
         let rows = encs.len();
         let cols = encs.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
         let mut ids = vec![0i64; rows * cols];
@@ -151,16 +201,39 @@ impl Embedder {
         }
         let fail = |e: ort::Error| DocError::new(ErrorKind::ModelFailure, format!("embedding model failed: {e}"));
         let shape = [rows as i64, cols as i64];
-        let inputs = ort::inputs![
+        let mut inputs = ort::inputs![
             "input_ids" => Tensor::from_array((shape, ids)).map_err(fail)?,
             "attention_mask" => Tensor::from_array((shape, mask.clone())).map_err(fail)?,
-            "token_type_ids" => Tensor::from_array((shape, vec![0i64; rows * cols])).map_err(fail)?,
         ];
+        if self.wants_token_types {
+            inputs.push(("token_type_ids".into(), Tensor::from_array((shape, vec![0i64; rows * cols])).map_err(fail)?.into()));
+        }
         let outputs = self.session.run(inputs).map_err(fail)?;
         let (out_shape, hidden) = outputs[0].try_extract_tensor::<f32>().map_err(fail)?;
         let dim = *out_shape.last().unwrap_or(&0) as usize;
         Ok((0..rows).map(|r| mean_pool_normalised(&hidden[r * cols * dim..(r + 1) * cols * dim], &mask[r * cols..(r + 1) * cols], dim)).collect())
     }
+}
+
+fn build_session(env: &ort::environment::Environment, files: &ModelFiles, threads: usize, cuda: bool) -> Result<Session> {
+    let fail = |e: ort::Error| unavailable("model", &files.model, e);
+    let mut builder = Session::builder(env)
+        .map_err(fail)?
+        .with_intra_threads(threads.max(1))
+        .map_err(|e| fail(e.into()))?
+        .with_inter_threads(1)
+        .map_err(|e| fail(e.into()))?;
+    if cuda {
+        builder = builder
+            .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+            .map_err(|e| unavailable("CUDA execution provider for", &files.runtime, e))?;
+    }
+    builder.commit_from_file(&files.model).map_err(fail)
+}
+
+/// The onnxruntime-gpu build ships its CUDA provider as a library beside the runtime.
+fn cuda_runtime_present(runtime: &Path) -> bool {
+    runtime.parent().is_some_and(|dir| dir.join("libonnxruntime_providers_cuda.so").is_file())
 }
 
 /// Mean of the token vectors under the attention mask, scaled to unit length.
@@ -195,11 +268,11 @@ mod tests {
 }
 
 #[cfg(test)]
-mod model_tests {
+pub(crate) mod model_tests {
     //! Against the real model files that scripts/setup.sh installs under .cache/.
     use super::*;
 
-    fn files() -> ModelFiles {
+    pub(crate) fn files() -> ModelFiles {
         let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/py");
         let env_or = |var: &str, default: PathBuf| std::env::var(var).map(PathBuf::from).unwrap_or(default);
         ModelFiles {
@@ -229,7 +302,7 @@ mod model_tests {
 
     #[test]
     fn embeddings_are_unit_vectors_and_batch_independent() {
-        let mut e = Embedder::load(&files(), 1).unwrap();
+        let mut e = Embedder::load(&files(), RunOptions::default()).unwrap();
         assert_eq!(e.dim, 384);
         let texts = ["a short one", "a considerably longer sentence about something else entirely", "x"];
         let batch = e.embed(&texts).unwrap();
@@ -245,7 +318,7 @@ mod model_tests {
     fn missing_files_are_named_in_the_error() {
         let mut f = files();
         f.model = PathBuf::from("/nonexistent/model.onnx");
-        let err = Embedder::load(&f, 1).err().unwrap();
+        let err = Embedder::load(&f, RunOptions::default()).err().unwrap();
         assert_eq!(err.kind, ErrorKind::ModelUnavailable);
         assert_eq!(err.message, "cannot load model \"/nonexistent/model.onnx\": file not found");
     }

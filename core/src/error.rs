@@ -25,6 +25,33 @@ pub enum ErrorKind {
     TooLarge,
     /// The caller asked to stop (query cancel, statement timeout).
     Cancelled,
+    /// The model worker is not running or did not answer.
+    WorkerUnavailable,
+}
+
+const KIND_NAMES: [(ErrorKind, &str); 12] = [
+    (ErrorKind::Unsupported, "unsupported"),
+    (ErrorKind::InvalidEncoding, "invalid_encoding"),
+    (ErrorKind::Corrupt, "corrupt"),
+    (ErrorKind::NoText, "no_text"),
+    (ErrorKind::Encrypted, "encrypted"),
+    (ErrorKind::NullValue, "null_value"),
+    (ErrorKind::InvalidArgument, "invalid_argument"),
+    (ErrorKind::ModelUnavailable, "model_unavailable"),
+    (ErrorKind::ModelFailure, "model_failure"),
+    (ErrorKind::TooLarge, "too_large"),
+    (ErrorKind::Cancelled, "cancelled"),
+    (ErrorKind::WorkerUnavailable, "worker_unavailable"),
+];
+
+impl ErrorKind {
+    /// A stable name, for errors that cross a process boundary.
+    pub fn name(self) -> &'static str {
+        KIND_NAMES.iter().find(|(k, _)| *k == self).map(|(_, n)| *n).expect("every kind is named")
+    }
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        KIND_NAMES.iter().find(|(_, n)| *n == name).map(|(k, _)| *k)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

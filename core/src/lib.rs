@@ -5,5 +5,6 @@ pub mod detect;
 pub mod embed;
 pub mod error;
 pub mod parse;
+pub mod serve;
 
 pub use error::{DocError, ErrorKind};

@@ -17,6 +17,7 @@ pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::ModelFailure => ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
         ErrorKind::TooLarge => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         ErrorKind::Cancelled => ERRCODE_QUERY_CANCELED,
+        ErrorKind::WorkerUnavailable => ERRCODE_CANNOT_CONNECT_NOW,
     }
 }
 
@@ -42,10 +43,23 @@ pub trait OrRaise<T> {
     fn or_raise(self, context: Option<&str>) -> T;
 }
 
-/// Whether Postgres wants the current query stopped (cancel, statement_timeout, shutdown).
-pub fn interrupt_pending() -> bool {
-    // SAFETY: a plain read of a flag that signal handlers set; only called on the main thread.
-    unsafe { std::ptr::read_volatile(std::ptr::addr_of!(pgrx::pg_sys::InterruptPending)) != 0 }
+/// Whether Postgres wants the current statement stopped (cancel, statement_timeout, terminate).
+pub fn stop_requested() -> bool {
+    // SAFETY: plain reads of flags that signal handlers set; main thread only.
+    unsafe {
+        std::ptr::read_volatile(std::ptr::addr_of!(pgrx::pg_sys::QueryCancelPending)) != 0
+            || std::ptr::read_volatile(std::ptr::addr_of!(pgrx::pg_sys::ProcDiePending)) != 0
+    }
+}
+
+/// Serves pending interrupts while a statement waits: a cancel, statement_timeout or shutdown
+/// raises its ERROR from here (unwinding the caller); the others (e.g. the procsignal barrier
+/// every DROP DATABASE sends) are handled and the wait goes on. Main thread only.
+pub fn serve_interrupts() {
+    // SAFETY: a plain read of a flag that signal handlers set.
+    if unsafe { std::ptr::read_volatile(std::ptr::addr_of!(pgrx::pg_sys::InterruptPending)) } != 0 {
+        pgrx::pg_sys::check_for_interrupts!();
+    }
 }
 
 impl<T> OrRaise<T> for Result<T, DocError> {

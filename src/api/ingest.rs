@@ -1,6 +1,6 @@
 //! docchat_ingest: bytes → parsed pages → chunks → embeddings → rows, in the caller's
 //! transaction (any error stores nothing) and under the caller's row-level security.
-use super::embed::{embed_all, with_embedder};
+use super::embed::{embed_texts, with_tokenizer};
 use super::error::{raise, OrRaise};
 use super::isolate::parse_isolated;
 use crate::settings;
@@ -45,7 +45,7 @@ fn docchat_ingest(
     }
     let cfg = settings::chunk_config(chunk_size, chunk_overlap);
     let parsed = parse_isolated(content, filename, mime_type, settings::parse_options(password)).or_raise(filename);
-    let chunks = with_embedder(|e| chunk_pages(&parsed.pages, &cfg, |t| e.tokenizer().pieces(t))).or_raise(filename);
+    let chunks = with_tokenizer(|tok| chunk_pages(&parsed.pages, &cfg, |t| tok.pieces(t))).or_raise(filename);
     if chunks.is_empty() {
         let pages = parsed.pages.len();
         raise(
@@ -55,7 +55,7 @@ fn docchat_ingest(
         );
     }
     let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
-    let embeddings = embed_all(&texts).or_raise(filename);
+    let embeddings = embed_texts(&texts).or_raise(filename);
 
     let mut doc_metadata = parsed.metadata.clone();
     doc_metadata.insert("format".into(), Value::from(parsed.format.name()));

@@ -2,7 +2,7 @@
 //! (nested PDF arrays, XObjects) must not overflow the backend's own stack, and query cancel or
 //! statement_timeout must stop a slow parse. The helper thread never touches Postgres: it sees
 //! only the bytes and a cancel flag that the main thread sets when Postgres wants to interrupt.
-use super::error::interrupt_pending;
+use super::error::{serve_interrupts, stop_requested};
 use docchat_core::parse::{self, Ctx, Options, Parsed};
 use docchat_core::{DocError, ErrorKind};
 use pgrx::prelude::*;
@@ -42,16 +42,30 @@ pub fn parse_isolated(content: &[u8], filename: Option<&str>, mime: Option<&str>
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         match cancelled_at {
-            None if interrupt_pending() => {
+            None if stop_requested() => {
                 cancel.store(true, Ordering::Relaxed);
                 cancelled_at = Some(Instant::now());
+            }
+            None => {
+                // If serving interrupts raises the cancel, the guard stops the parser on the way out.
+                let stop_parser = StopOnUnwind(&cancel);
+                serve_interrupts();
+                std::mem::forget(stop_parser);
             }
             Some(t) if t.elapsed() > CANCEL_GRACE => {
                 // The parser is stuck in a loop that never checks the flag: end this session
                 // (the thread dies with the process) rather than leave it spinning.
                 FATAL!("docchat: the document parser did not stop after a cancel; ending the session")
             }
-            _ => {}
+            Some(_) => {}
         }
+    }
+}
+
+struct StopOnUnwind<'a>(&'a AtomicBool);
+
+impl Drop for StopOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }

@@ -2,5 +2,7 @@
 //! into SQL errors with a SQLSTATE and a hint.
 mod embed;
 mod error;
+mod health;
 mod ingest;
 mod isolate;
+mod worker_client;
