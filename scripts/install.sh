@@ -7,7 +7,14 @@ log "building and installing docchat (release)"
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 sharedir=$("$PG_CONFIG" --sharedir)
 pkglibdir=$("$PG_CONFIG" --pkglibdir)
-install -D -m 0644 "$MODEL_ONNX" "$sharedir/docchat/models/all-MiniLM-L6-v2/model.onnx"
-install -D -m 0644 "$MODEL_TOKENIZER" "$sharedir/docchat/models/all-MiniLM-L6-v2/tokenizer.json"
+models=$sharedir/docchat/models
+install -C -D -m 0644 "$MODEL_ONNX" "$models/all-MiniLM-L6-v2/model.onnx"
+install -C -D -m 0644 "$MODEL_TOKENIZER" "$models/all-MiniLM-L6-v2/tokenizer.json"
+# The fp32 exports from scripts/models.sh (run by setup.sh).
+for m in all-MiniLM-L6-v2-fp32 all-mpnet-base-v2; do
+  for f in model.onnx tokenizer.json docchat.json; do
+    install -C -D -m 0644 "$DOCCHAT_CACHE/models/$m/$f" "$models/$m/$f"
+  done
+done
 install -D -m 0755 "$ORT_LIB" "$pkglibdir/docchat/$(basename "$ORT_LIB")"
 log "installed into $("$PG_CONFIG" --pkglibdir)"

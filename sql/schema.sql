@@ -10,6 +10,54 @@ AS $$
   SELECT coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', current_user::text)
 $$;
 
+-- The embedding models. dir holds model.onnx and tokenizer.json; a relative dir is under
+-- docchat.models_dir ($sharedir/docchat/models). Registering a model creates its HNSW index.
+CREATE TABLE docchat.models (
+    name            text PRIMARY KEY,
+    dimension       integer NOT NULL CHECK (dimension BETWEEN 1 AND 16000),
+    max_seq_length  integer NOT NULL CHECK (max_seq_length BETWEEN 3 AND 8192),
+    pooling         text NOT NULL DEFAULT 'mean' CHECK (pooling = 'mean'),
+    dir             text NOT NULL,
+    is_default      boolean NOT NULL DEFAULT false,
+    description     text
+);
+CREATE UNIQUE INDEX models_one_default_idx ON docchat.models (is_default) WHERE is_default;
+
+-- Chunks of every model share one table; each model has a partial HNSW index over its rows,
+-- on the embedding cast to its dimension (searches use the same expression).
+CREATE FUNCTION docchat.create_model_index() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = @extschema:vector@, pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON docchat.chunks USING hnsw ((embedding::vector(%s)) vector_cosine_ops) WHERE model = %L',
+                   'chunks_hnsw_' || left(regexp_replace(lower(NEW.name), '[^a-z0-9]+', '_', 'g'), 40), NEW.dimension, NEW.name);
+    RETURN NEW;
+END
+$$;
+
+-- The model a call uses: the one it names, else docchat.model, else the default row.
+CREATE FUNCTION docchat.model_for(requested text) RETURNS docchat.models
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+DECLARE
+    wanted text := coalesce(requested, nullif(btrim(current_setting('docchat.model', true)), ''));
+    m docchat.models;
+BEGIN
+    IF wanted IS NULL THEN
+        SELECT * INTO m FROM docchat.models WHERE is_default;
+    ELSE
+        SELECT * INTO m FROM docchat.models WHERE name = wanted;
+    END IF;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown embedding model "%"', coalesce(wanted, '(no default model)')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'registered models: ' || coalesce((SELECT string_agg(name, ', ' ORDER BY name) FROM docchat.models), 'none');
+    END IF;
+    RETURN m;
+END
+$$;
+
 CREATE TABLE docchat.documents (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     owner       text NOT NULL DEFAULT docchat.current_owner(),
@@ -21,6 +69,7 @@ CREATE TABLE docchat.documents (
     metadata    jsonb NOT NULL DEFAULT '{}',
     n_chunks    integer NOT NULL DEFAULT 0,
     n_chars     integer NOT NULL DEFAULT 0,
+    model       text NOT NULL REFERENCES docchat.models (name),
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX documents_owner_created_idx ON docchat.documents (owner, created_at DESC);
@@ -37,11 +86,24 @@ CREATE TABLE docchat.chunks (
     page        integer,
     n_tokens    integer NOT NULL,
     heading     text,
-    embedding   vector(384) NOT NULL,
+    model       text NOT NULL REFERENCES docchat.models (name),
+    embedding   vector NOT NULL,
     PRIMARY KEY (document_id, chunk_index)
 );
-CREATE INDEX chunks_embedding_idx ON docchat.chunks USING hnsw (embedding vector_cosine_ops);
 CREATE INDEX chunks_owner_idx ON docchat.chunks (owner);
+
+CREATE TRIGGER models_index AFTER INSERT ON docchat.models
+    FOR EACH ROW EXECUTE FUNCTION docchat.create_model_index();
+INSERT INTO docchat.models (name, dimension, max_seq_length, dir, is_default, description) VALUES
+    ('all-MiniLM-L6-v2', 384, 256, 'all-MiniLM-L6-v2', true,
+     'sentence-transformers all-MiniLM-L6-v2, int8 weights (fast on CPU)'),
+    ('all-MiniLM-L6-v2-fp32', 384, 256, 'all-MiniLM-L6-v2-fp32', false,
+     'all-MiniLM-L6-v2 exported from its fp32 safetensors: sentence-transformers'' own vectors'),
+    ('all-mpnet-base-v2', 768, 384, 'all-mpnet-base-v2', false,
+     'sentence-transformers all-mpnet-base-v2 (the original system''s model), exported from fp32 safetensors');
+-- Rows users add are theirs: pg_dump keeps them.
+SELECT pg_catalog.pg_extension_config_dump('docchat.models',
+    $$WHERE name NOT IN ('all-MiniLM-L6-v2', 'all-MiniLM-L6-v2-fp32', 'all-mpnet-base-v2')$$);
 
 CREATE TABLE docchat.searches (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -4,6 +4,7 @@
 use crate::settings;
 use docchat_core::embed::{Embedder, ModelFiles};
 use docchat_core::serve::server;
+use docchat_core::serve::wire::ModelKey;
 use docchat_core::serve::stats::{LoadedModel, Stats};
 use docchat_core::serve::SOCKET;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
@@ -54,11 +55,11 @@ pub extern "C-unwind" fn docchat_model_worker_main(_arg: pg_sys::Datum) {
     let stats = Arc::new(Stats::default());
     let load = {
         let (runtime, stats) = (runtime.clone(), stats.clone());
-        move |dir: &str| {
+        move |key: &ModelKey| {
             let started = Instant::now();
-            let embedder = Embedder::load(&ModelFiles::in_dir(runtime.clone(), Path::new(dir)), run)?;
+            let embedder = Embedder::load(&ModelFiles::in_dir(runtime.clone(), Path::new(&key.dir), key.max_seq_len), run)?;
             stats.model_loaded(LoadedModel {
-                dir: dir.to_string(),
+                dir: key.dir.clone(),
                 dimension: embedder.dim,
                 device: embedder.device,
                 load_ms: started.elapsed().as_millis() as u64,
@@ -79,7 +80,7 @@ pub extern "C-unwind" fn docchat_model_worker_main(_arg: pg_sys::Datum) {
         });
     };
     describe(&server);
-    server.preload(&settings::model_dir().to_string_lossy());
+    server.preload(settings::shipped_default_model());
     log!("docchat model worker: serving on {SOCKET} ({} threads, device {:?})", run.threads, run.device);
 
     while BackgroundWorker::wait_latch(Some(Duration::from_secs(1))) {

@@ -1,6 +1,7 @@
 //! docchat's settings (GUCs) and the paths and sizes derived from them.
 use docchat_core::chunk::ChunkConfig;
-use docchat_core::embed::{Device, ModelFiles, RunOptions, MAX_SEQ_LEN, SPECIAL_TOKENS};
+use docchat_core::embed::{Device, RunOptions, SPECIAL_TOKENS};
+use docchat_core::serve::wire::ModelKey;
 use docchat_core::serve::batcher::BatchConfig;
 use docchat_core::parse::Options;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
@@ -17,7 +18,8 @@ pub static MAX_DECOMPRESSED_MB: GucSetting<i32> = GucSetting::<i32>::new(512);
 pub static MAX_OCR_PAGES: GucSetting<i32> = GucSetting::<i32>::new(200);
 pub static OCR_PAGE_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 pub static OCR_LANGUAGES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"eng"));
-pub static MODEL_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static MODELS_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ONNXRUNTIME_LIBRARY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static DEVICE: GucSetting<DeviceSetting> = GucSetting::<DeviceSetting>::new(DeviceSetting::Auto);
 pub static WORKER_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
@@ -37,8 +39,9 @@ pub enum DeviceSetting {
 }
 
 /// Model and runtime live beside the extension: `$sharedir/docchat/models/<name>/` and
-/// `$libdir/docchat/`. `make install` puts them there.
-const DEFAULT_MODEL: &str = "all-MiniLM-L6-v2";
+/// `$libdir/docchat/`. `make install` puts them there. The worker loads the shipped default
+/// model (docchat.models' default row) at start.
+const SHIPPED_DEFAULT_MODEL: (&str, usize) = ("all-MiniLM-L6-v2", 256);
 pub const ORT_FILE: &str = "libonnxruntime.so.1.31.1";
 
 pub fn define() {
@@ -92,11 +95,19 @@ pub fn define() {
     );
     // Paths load code and data into the server: superuser only.
     GucRegistry::define_string_guc(
-        c"docchat.model_dir",
-        c"Folder with the embedding model (model.onnx, tokenizer.json).",
-        c"Default: $sharedir/docchat/models/all-MiniLM-L6-v2.",
-        &MODEL_DIR,
+        c"docchat.models_dir",
+        c"Folder that the relative model folders of docchat.models are in.",
+        c"Default: $sharedir/docchat/models.",
+        &MODELS_DIR,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"docchat.model",
+        c"Embedding model used when a call names none (a name in docchat.models).",
+        c"Empty: the model docchat.models marks as default.",
+        &MODEL,
+        GucContext::Userset,
         GucFlags::default(),
     );
     GucRegistry::define_string_guc(
@@ -205,12 +216,13 @@ pub fn worker_timeout() -> std::time::Duration {
     std::time::Duration::from_millis(WORKER_TIMEOUT_MS.get() as u64)
 }
 
-pub fn chunk_config(size: Option<i32>, overlap: Option<i32>) -> ChunkConfig {
+/// `max_seq_len`: the embedding model's input limit, special tokens included.
+pub fn chunk_config(size: Option<i32>, overlap: Option<i32>, max_seq_len: usize) -> ChunkConfig {
     let non_negative = |v: i32| v.max(0) as usize;
     ChunkConfig {
         max_chars: non_negative(size.unwrap_or_else(|| CHUNK_SIZE.get())),
         overlap_chars: non_negative(overlap.unwrap_or_else(|| CHUNK_OVERLAP.get())),
-        max_tokens: MAX_SEQ_LEN - SPECIAL_TOKENS,
+        max_tokens: max_seq_len - SPECIAL_TOKENS,
     }
 }
 
@@ -234,17 +246,19 @@ fn setting_path(setting: &GucSetting<Option<CString>>) -> Option<PathBuf> {
     setting.get().map(|s| PathBuf::from(s.to_string_lossy().into_owned())).filter(|p| !p.as_os_str().is_empty())
 }
 
-/// The folder of the model to embed with (model.onnx + tokenizer.json).
-pub fn model_dir() -> PathBuf {
-    setting_path(&MODEL_DIR).unwrap_or_else(|| share_dir().join("docchat/models").join(DEFAULT_MODEL))
+/// Where relative model folders are.
+pub fn models_dir() -> PathBuf {
+    setting_path(&MODELS_DIR).unwrap_or_else(|| share_dir().join("docchat/models"))
 }
 
 pub fn runtime_library() -> PathBuf {
     setting_path(&ONNXRUNTIME_LIBRARY).unwrap_or_else(|| lib_dir().join("docchat").join(ORT_FILE))
 }
 
-pub fn model_files() -> ModelFiles {
-    ModelFiles::in_dir(runtime_library(), &model_dir())
+/// The model the worker loads before anyone asks.
+pub fn shipped_default_model() -> ModelKey {
+    let (name, max_seq_len) = SHIPPED_DEFAULT_MODEL;
+    ModelKey { dir: models_dir().join(name).to_string_lossy().into_owned(), max_seq_len }
 }
 
 fn share_dir() -> PathBuf {

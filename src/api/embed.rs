@@ -1,10 +1,11 @@
 //! Embedding for SQL: through the model worker when docchat is preloaded (one model per
 //! cluster), else with a model this session loads on first use and keeps.
 use super::error::OrRaise;
+use super::models::Model;
 use super::worker_client;
 use crate::{model_worker, settings};
 use docchat_core::embed::{Embedder, TextTokenizer};
-use docchat_core::DocError;
+use docchat_core::{DocError, ErrorKind};
 use parking_lot::Mutex;
 use pgrx::prelude::*;
 use std::path::PathBuf;
@@ -23,21 +24,30 @@ pub fn embeds_in_worker() -> bool {
 }
 
 /// One unit vector per text, in order.
-pub fn embed_texts(texts: &[&str]) -> Result<Vec<Vec<f32>>, DocError> {
-    if embeds_in_worker() {
-        return worker_client::embed(&settings::model_dir(), texts);
+pub fn embed_texts(model: &Model, texts: &[&str]) -> Result<Vec<Vec<f32>>, DocError> {
+    let vectors = if embeds_in_worker() {
+        worker_client::embed(&model.key(), texts)?
+    } else {
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(worker_client::REQUEST_TEXTS) {
+            pg_sys::check_for_interrupts!();
+            out.extend(with_backend_model(model, |e| e.embed(batch))?);
+        }
+        out
+    };
+    match vectors.iter().find(|v| v.len() != model.dimension) {
+        Some(v) => Err(DocError::new(
+            ErrorKind::ModelFailure,
+            format!("model \"{}\" gives {}-dimensional vectors but docchat.models says {}", model.name, v.len(), model.dimension),
+        )
+        .with_hint("correct the model's row in docchat.models")),
+        None => Ok(vectors),
     }
-    let mut out = Vec::with_capacity(texts.len());
-    for batch in texts.chunks(worker_client::REQUEST_TEXTS) {
-        pg_sys::check_for_interrupts!();
-        out.extend(with_backend_model(|e| e.embed(batch))?);
-    }
-    Ok(out)
 }
 
-/// Runs `f` with this session's own model, loading it (again, if docchat.model_dir changed).
-fn with_backend_model<T>(f: impl FnOnce(&mut Embedder) -> Result<T, DocError>) -> Result<T, DocError> {
-    let files = settings::model_files();
+/// Runs `f` with this session's own copy of `model`, loaded on first use and kept.
+fn with_backend_model<T>(model: &Model, f: impl FnOnce(&mut Embedder) -> Result<T, DocError>) -> Result<T, DocError> {
+    let files = model.files();
     let mut slot = MODEL.lock();
     if slot.as_ref().is_none_or(|l| l.path != files.model) {
         *slot = None;
@@ -47,12 +57,12 @@ fn with_backend_model<T>(f: impl FnOnce(&mut Embedder) -> Result<T, DocError>) -
 }
 
 /// Runs `f` with the model's tokenizer (what the chunker counts), loaded once per session.
-pub fn with_tokenizer<T>(f: impl FnOnce(&TextTokenizer) -> Result<T, DocError>) -> Result<T, DocError> {
-    let path = settings::model_files().tokenizer;
+pub fn with_tokenizer<T>(model: &Model, f: impl FnOnce(&TextTokenizer) -> Result<T, DocError>) -> Result<T, DocError> {
+    let files = model.files();
     let mut slot = TOKENIZER.lock();
-    if slot.as_ref().is_none_or(|l| l.path != path) {
+    if slot.as_ref().is_none_or(|l| l.path != files.tokenizer) {
         *slot = None;
-        *slot = Some(Loaded { value: TextTokenizer::load(&path)?, path });
+        *slot = Some(Loaded { value: TextTokenizer::load(&files.tokenizer, files.max_seq_len)?, path: files.tokenizer });
     }
     f(&slot.as_ref().expect("loaded above").value)
 }
@@ -66,20 +76,25 @@ pub fn backend_model() -> Option<(String, usize, &'static str)> {
 mod docchat {
     use super::*;
 
-    /// The embedding as real[]; `docchat_embed(text)` casts it to a vector.
-    #[pg_extern(immutable, strict, parallel_safe)]
-    fn embed_real(input: &str) -> Vec<f32> {
-        embed_texts(&[input]).or_raise(None).pop().unwrap_or_default()
+    /// The embedding as real[]; `docchat_embed(text, model)` casts it to a vector.
+    #[pg_extern(stable, parallel_safe)]
+    fn embed_real(input: Option<&str>, model: Option<&str>) -> Option<Vec<f32>> {
+        let input = input?;
+        let model = Model::resolve(model);
+        embed_texts(&model, &[input]).or_raise(None).pop()
     }
 
     /// Embeddings of many texts in one call, one row per input (NULL in, NULL out);
-    /// `docchat_embed(text[])` folds them into a vector[].
-    #[pg_extern(immutable, strict, parallel_safe)]
+    /// `docchat_embed(text[], model)` folds them into a vector[].
+    #[pg_extern(stable, parallel_safe)]
     fn embed_real_many(
-        inputs: Vec<Option<String>>,
+        inputs: Option<Vec<Option<String>>>,
+        model: Option<&str>,
     ) -> TableIterator<'static, (name!(ord, i32), name!(embedding, Option<Vec<f32>>))> {
+        let Some(inputs) = inputs else { return TableIterator::new(Vec::new()) };
+        let model = Model::resolve(model);
         let present: Vec<&str> = inputs.iter().flatten().map(String::as_str).collect();
-        let mut vectors = embed_texts(&present).or_raise(None).into_iter();
+        let mut vectors = embed_texts(&model, &present).or_raise(None).into_iter();
         let rows: Vec<_> = inputs.iter().enumerate().map(|(i, t)| (i as i32 + 1, t.as_ref().and_then(|_| vectors.next()))).collect();
         TableIterator::new(rows)
     }

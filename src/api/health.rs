@@ -28,7 +28,7 @@ fn docchat_health() -> JsonB {
     let session_model = backend_model().map(|(path, dim, device)| json!({"model": path, "dimension": dim, "device": device}));
     JsonB(json!({
         "embedding": if embeds_in_worker() { "model worker" } else { "this session" },
-        "model_dir": settings::model_dir().display().to_string(),
+        "models_dir": settings::models_dir().display().to_string(),
         "runtime_library": settings::runtime_library().display().to_string(),
         "model_worker": worker,
         "session_model": session_model,

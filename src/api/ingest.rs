@@ -3,6 +3,7 @@
 use super::embed::{embed_texts, with_tokenizer};
 use super::error::{raise, OrRaise};
 use super::isolate::parse_isolated;
+use super::models::Model;
 use crate::settings;
 use docchat_core::chunk::{chunk_pages, Chunk};
 use docchat_core::{DocError, ErrorKind};
@@ -20,6 +21,7 @@ fn docchat_ingest(
     chunk_size: default!(Option<i32>, "NULL"),
     chunk_overlap: default!(Option<i32>, "NULL"),
     password: default!(Option<&str>, "NULL"),
+    model: default!(Option<&str>, "NULL"),
 ) -> Uuid {
     let Some(content) = content else {
         raise(
@@ -43,9 +45,10 @@ fn docchat_ingest(
             filename,
         );
     }
-    let cfg = settings::chunk_config(chunk_size, chunk_overlap);
+    let model = Model::resolve(model);
+    let cfg = settings::chunk_config(chunk_size, chunk_overlap, model.max_seq_len);
     let parsed = parse_isolated(content, filename, mime_type, settings::parse_options(password)).or_raise(filename);
-    let chunks = with_tokenizer(|tok| chunk_pages(&parsed.pages, &cfg, |t| tok.pieces(t))).or_raise(filename);
+    let chunks = with_tokenizer(&model, |tok| chunk_pages(&parsed.pages, &cfg, |t| tok.pieces(t))).or_raise(filename);
     if chunks.is_empty() {
         let pages = parsed.pages.len();
         raise(
@@ -55,39 +58,42 @@ fn docchat_ingest(
         );
     }
     let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
-    let embeddings = embed_texts(&texts).or_raise(filename);
+    let embeddings = embed_texts(&model, &texts).or_raise(filename);
 
     let mut doc_metadata = parsed.metadata.clone();
     doc_metadata.insert("format".into(), Value::from(parsed.format.name()));
     doc_metadata.extend(user_metadata);
     // The bytes decide the format; a caller's mime type was only a hint.
-    store(content, filename, parsed.format.mime_type(), doc_metadata, parsed.n_chars(), &chunks, embeddings)
+    let doc = NewDocument { content, filename, mime: parsed.format.mime_type(), metadata: doc_metadata, n_chars: parsed.n_chars(), model: &model.name };
+    store(&doc, &chunks, embeddings)
 }
 
-fn store(
-    content: &[u8],
-    filename: Option<&str>,
-    mime: &str,
+struct NewDocument<'a> {
+    content: &'a [u8],
+    filename: Option<&'a str>,
+    mime: &'a str,
     metadata: serde_json::Map<String, Value>,
     n_chars: usize,
-    chunks: &[Chunk],
-    embeddings: Vec<Vec<f32>>,
-) -> Uuid {
+    model: &'a str,
+}
+
+fn store(doc: &NewDocument, chunks: &[Chunk], embeddings: Vec<Vec<f32>>) -> Uuid {
     let spi_fail = |e: pgrx::spi::Error| -> ! { error!("docchat: storing the document failed: {e}") };
     Spi::connect_mut(|client| {
         let args: Vec<DatumWithOid> = vec![
-            filename.into(),
-            mime.into(),
-            (content.len() as i64).into(),
-            content.into(),
-            JsonB(Value::Object(metadata)).into(),
+            doc.filename.into(),
+            doc.mime.into(),
+            (doc.content.len() as i64).into(),
+            doc.content.into(),
+            JsonB(Value::Object(doc.metadata.clone())).into(),
             (chunks.len() as i32).into(),
-            (n_chars as i32).into(),
+            (doc.n_chars as i32).into(),
+            doc.model.into(),
         ];
         let id: Uuid = client
             .update(
-                "INSERT INTO docchat.documents (filename, mime_type, size, sha256, metadata, n_chunks, n_chars) \
-                 VALUES ($1, $2, $3, sha256($4), $5, $6, $7) RETURNING id",
+                "INSERT INTO docchat.documents (filename, mime_type, size, sha256, metadata, n_chunks, n_chars, model) \
+                 VALUES ($1, $2, $3, sha256($4), $5, $6, $7, $8) RETURNING id",
                 Some(1),
                 &args,
             )
@@ -96,8 +102,8 @@ fn store(
             .expect("INSERT … RETURNING returns the id");
         let insert = client
             .prepare_mut(
-                "INSERT INTO docchat.chunks (document_id, chunk_index, content, char_start, char_end, page, n_tokens, heading, embedding) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO docchat.chunks (document_id, chunk_index, content, char_start, char_end, page, n_tokens, heading, embedding, model) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     pg_sys::UUIDOID.into(),
                     pg_sys::INT4OID.into(),
@@ -108,6 +114,7 @@ fn store(
                     pg_sys::INT4OID.into(),
                     pg_sys::TEXTOID.into(),
                     pg_sys::FLOAT4ARRAYOID.into(),
+                    pg_sys::TEXTOID.into(),
                 ],
             )
             .unwrap_or_else(|e| spi_fail(e));
@@ -122,6 +129,7 @@ fn store(
                 (chunk.n_tokens as i32).into(),
                 chunk.heading.as_deref().into(),
                 embedding.into(),
+                doc.model.into(),
             ];
             client.update(&insert, None, &args).unwrap_or_else(|e| spi_fail(e));
         }

@@ -5,4 +5,5 @@ mod error;
 mod health;
 mod ingest;
 mod isolate;
+mod models;
 mod worker_client;

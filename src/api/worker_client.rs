@@ -5,7 +5,7 @@
 use super::error::serve_interrupts;
 use crate::settings;
 use docchat_core::serve::client::{CallError, Client};
-use docchat_core::serve::wire::{Request, Response};
+use docchat_core::serve::wire::{ModelKey, Request, Response};
 use docchat_core::serve::SOCKET;
 use docchat_core::{DocError, ErrorKind};
 use parking_lot::Mutex;
@@ -75,10 +75,10 @@ fn connect(deadline: Instant) -> Result<Client, DocError> {
 }
 
 /// Embeds through the worker, REQUEST_TEXTS at a time.
-pub fn embed(model_dir: &Path, texts: &[&str]) -> Result<Vec<Vec<f32>>, DocError> {
+pub fn embed(model: &ModelKey, texts: &[&str]) -> Result<Vec<Vec<f32>>, DocError> {
     let mut out = Vec::with_capacity(texts.len());
     for part in texts.chunks(REQUEST_TEXTS) {
-        let request = Request::Embed { model_dir: model_dir.to_string_lossy().into_owned(), texts: part.iter().map(|t| t.to_string()).collect() };
+        let request = Request::Embed { model: model.clone(), texts: part.iter().map(|t| t.to_string()).collect() };
         match call(&request)? {
             Response::Vectors(v) if v.len() == part.len() => out.extend(v),
             Response::Error(e) => return Err(e),

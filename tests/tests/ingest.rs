@@ -169,3 +169,43 @@ fn a_failure_inside_a_transaction_rolls_back_everything() {
     let n: i64 = c.query_one("SELECT count(*) FROM docchat.chunks", &[]).unwrap().get(0);
     assert_eq!(n, 0, "deleting a document deletes its chunks");
 }
+
+#[test]
+fn documents_are_embedded_and_searched_with_their_model() {
+    let mut c = fresh_db("t_models");
+    let ingest_with = |c: &mut postgres::Client, text: &str, name: &str, model: Option<&str>| -> String {
+        c.query_one("SELECT docchat_ingest(convert_to($1, 'UTF8'), $2, model => $3)::text", &[&text, &name, &model]).unwrap().get(0)
+    };
+    let minilm = ingest_with(&mut c, TEXT_DOC, "lighthouse.txt", None);
+    let mpnet = ingest_with(&mut c, HTML_DOC, "birds.html", Some("all-mpnet-base-v2"));
+    let stored: Vec<(String, String, i32)> = c
+        .query("SELECT d.id::text, c.model, vector_dims(c.embedding) FROM docchat.chunks c JOIN docchat.documents d ON d.id = c.document_id AND d.model = c.model ORDER BY 3", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(stored, [(minilm.clone(), "all-MiniLM-L6-v2".into(), 384), (mpnet.clone(), "all-mpnet-base-v2".into(), 768)]);
+    // Each search sees only the chunks of its model.
+    let hits = |c: &mut postgres::Client, model: Option<&str>| -> Vec<String> {
+        c.query("SELECT document_id::text FROM docchat_search('which animals travel to warmer countries in winter', 5, -1, model => $1)", &[&model])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    assert_eq!(hits(&mut c, None), [minilm]);
+    assert_eq!(hits(&mut c, Some("all-mpnet-base-v2")), [mpnet]);
+    // The per-model query shape is the one the model's partial HNSW index serves.
+    c.batch_execute("SET enable_seqscan = off").unwrap();
+    let plan: Vec<String> = c
+        .query(
+            "EXPLAIN SELECT document_id FROM docchat.chunks WHERE model = 'all-mpnet-base-v2' \
+             ORDER BY embedding::vector(768) <=> docchat_embed('x', 'all-mpnet-base-v2') LIMIT 5",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(plan.iter().any(|l| l.contains("chunks_hnsw_all_mpnet_base_v2")), "{plan:#?}");
+}

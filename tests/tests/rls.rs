@@ -98,9 +98,9 @@ fn a_small_owner_gets_k_results_among_many_other_rows() {
     create_role(&mut admin, "rls_small", true);
     admin
         .batch_execute(
-            "INSERT INTO docchat.documents (id, owner, mime_type, size, sha256) VALUES ('00000000-0000-0000-0000-000000000001', 'rls_big', 'text/plain', 0, '');
-             INSERT INTO docchat.chunks (document_id, chunk_index, owner, content, char_start, char_end, n_tokens, embedding)
-             SELECT '00000000-0000-0000-0000-000000000001', i, 'rls_big', 'other', 0, 5, 1,
+            "INSERT INTO docchat.documents (id, owner, mime_type, size, sha256, model) VALUES ('00000000-0000-0000-0000-000000000001', 'rls_big', 'text/plain', 0, '', 'all-MiniLM-L6-v2');
+             INSERT INTO docchat.chunks (document_id, chunk_index, owner, content, char_start, char_end, n_tokens, model, embedding)
+             SELECT '00000000-0000-0000-0000-000000000001', i, 'rls_big', 'other', 0, 5, 1, 'all-MiniLM-L6-v2',
                     (SELECT array_agg(random() - 0.5)::real[] FROM generate_series(1, 384) g WHERE g > -i)::vector
              FROM generate_series(1, 5000) i;
              ANALYZE docchat.chunks;",
@@ -113,12 +113,15 @@ fn a_small_owner_gets_k_results_among_many_other_rows() {
     // Force the index path, as the planner picks it on large tables.
     small.batch_execute("SET enable_seqscan = off").unwrap();
     let plan: String = small
-        .query("EXPLAIN SELECT 1 FROM docchat.chunks ORDER BY embedding <=> docchat_embed('x') LIMIT 4", &[])
+        .query(
+            "EXPLAIN SELECT 1 FROM docchat.chunks WHERE model = 'all-MiniLM-L6-v2' ORDER BY embedding::vector(384) <=> docchat_embed('x') LIMIT 4",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| r.get::<_, String>(0))
         .collect();
-    assert!(plan.contains("chunks_embedding_idx"), "{plan}");
+    assert!(plan.contains("chunks_hnsw_all_minilm_l6_v2"), "{plan}");
     let n = small.query("SELECT * FROM docchat_search('fruit', 4, -1.0)", &[]).unwrap().len();
     assert_eq!(n, 4);
 }

@@ -2,6 +2,7 @@
 //! the models and fills each ONNX run with texts from as many waiting requests as fit, taking
 //! them round-robin so one long request cannot starve short queries behind it.
 use super::stats::Stats;
+use super::wire::ModelKey;
 use crate::embed::{Embedder, Encoded};
 use crate::error::{DocError, ErrorKind, Result};
 use parking_lot::Mutex;
@@ -37,7 +38,7 @@ pub type Reply = Sender<Result<Vec<Vec<f32>>>>;
 
 /// One caller's request: texts for one model, answered all at once.
 pub struct Job {
-    pub model: String,
+    pub model: ModelKey,
     pub texts: Vec<String>,
     pub reply: Reply,
     pub received: Instant,
@@ -53,7 +54,7 @@ pub struct BatchConfig {
 }
 
 struct Active<I> {
-    model: String,
+    model: ModelKey,
     items: Vec<I>,
     /// Indices of `items`, cheapest first, and how many of them were taken.
     order: Vec<usize>,
@@ -67,12 +68,12 @@ struct Active<I> {
 pub struct Batcher<M: BatchModel, L> {
     config: Arc<Mutex<BatchConfig>>,
     load: L,
-    models: HashMap<String, M>,
+    models: HashMap<ModelKey, M>,
     active: VecDeque<Active<M::Item>>,
     stats: Arc<Stats>,
 }
 
-impl<M: BatchModel, L: FnMut(&str) -> Result<M>> Batcher<M, L> {
+impl<M: BatchModel, L: FnMut(&ModelKey) -> Result<M>> Batcher<M, L> {
     pub fn new(config: Arc<Mutex<BatchConfig>>, load: L, stats: Arc<Stats>) -> Self {
         Batcher { config, load, models: HashMap::new(), active: VecDeque::new(), stats }
     }
@@ -257,14 +258,14 @@ mod tests {
     fn job(model: &str, texts: &[&str]) -> (Job, Receiver<Result<Vec<Vec<f32>>>>) {
         let (reply, rx) = channel();
         let texts: Vec<String> = texts.iter().map(|s| s.to_string()).collect();
-        (Job { model: model.into(), texts, reply, received: Instant::now() }, rx)
+        (Job { model: ModelKey { dir: model.into(), max_seq_len: 16 }, texts, reply, received: Instant::now() }, rx)
     }
 
-    fn batcher(max_batch: usize, runs: &Arc<Mutex<Vec<Vec<String>>>>) -> Batcher<Lengths, impl FnMut(&str) -> Result<Lengths>> {
+    fn batcher(max_batch: usize, runs: &Arc<Mutex<Vec<Vec<String>>>>) -> Batcher<Lengths, impl FnMut(&ModelKey) -> Result<Lengths>> {
         let runs = runs.clone();
         let cfg = Arc::new(Mutex::new(BatchConfig { max_batch, max_wait: Duration::ZERO }));
-        let load = move |name: &str| {
-            if name == "missing" {
+        let load = move |key: &ModelKey| {
+            if key.dir == "missing" {
                 Err(DocError::new(ErrorKind::ModelUnavailable, "no such model"))
             } else {
                 Ok(Lengths { runs: runs.clone() })

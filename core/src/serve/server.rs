@@ -2,7 +2,7 @@
 //! queues them for the batcher thread and writes back its answers.
 use super::batcher::{BatchConfig, BatchModel, Batcher, Job};
 use super::stats::Stats;
-use super::wire::{read_frame, write_frame, Request, Response};
+use super::wire::{read_frame, write_frame, ModelKey, Request, Response};
 use crate::error::{DocError, ErrorKind, Result};
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -29,10 +29,10 @@ pub struct Server {
 
 impl Server {
     /// Loads a model before anyone asks for it; a failure is reported to the first request.
-    pub fn preload(&self, model_dir: &str) {
+    pub fn preload(&self, model: ModelKey) {
         let (reply, _ignored) = channel();
         self.stats.texts_queued(1);
-        let _ = self.jobs.send(Job { model: model_dir.into(), texts: vec!["warm-up".into()], reply, received: Instant::now() });
+        let _ = self.jobs.send(Job { model, texts: vec!["warm-up".into()], reply, received: Instant::now() });
     }
 
     /// False once the batcher thread has stopped (it only stops if it panicked).
@@ -47,7 +47,7 @@ pub fn start<M, L>(socket: &Path, batch: BatchConfig, stats: Arc<Stats>, load: L
 where
     M: BatchModel + 'static,
     M::Item: 'static,
-    L: FnMut(&str) -> Result<M> + Send + 'static,
+    L: FnMut(&ModelKey) -> Result<M> + Send + 'static,
 {
     match std::fs::remove_file(socket) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -81,7 +81,7 @@ where
 fn serve_connection(mut conn: UnixStream, jobs: &Sender<Job>, stats: &Stats, info: &Mutex<Value>) {
     while let Ok(Some(frame)) = read_frame(&mut conn) {
         let response = match Request::decode(&frame) {
-            Ok(Request::Embed { model_dir, texts }) => embed(jobs, stats, model_dir, texts),
+            Ok(Request::Embed { model, texts }) => embed(jobs, stats, model, texts),
             Ok(Request::Stats) => Response::Stats(stats.to_json(info.lock().clone()).to_string()),
             Err(e) => Response::Error(e),
         };
@@ -91,7 +91,7 @@ fn serve_connection(mut conn: UnixStream, jobs: &Sender<Job>, stats: &Stats, inf
     }
 }
 
-fn embed(jobs: &Sender<Job>, stats: &Stats, model: String, texts: Vec<String>) -> Response {
+fn embed(jobs: &Sender<Job>, stats: &Stats, model: ModelKey, texts: Vec<String>) -> Response {
     let n = texts.len();
     let (reply, answer) = channel();
     stats.texts_queued(n);
@@ -120,17 +120,17 @@ mod tests {
     use std::time::Duration;
 
     fn serve(dir: &Path) -> Server {
-        let load = |model_dir: &str| {
+        let load = |key: &ModelKey| {
             let base = files();
-            let dir = PathBuf::from(model_dir);
-            let f = ModelFiles { runtime: base.runtime, model: dir.join(base.model.file_name().unwrap()), tokenizer: base.tokenizer };
+            let dir = PathBuf::from(&key.dir);
+            let f = ModelFiles { model: dir.join(base.model.file_name().unwrap()), max_seq_len: key.max_seq_len, ..base };
             Embedder::load(&f, RunOptions::default())
         };
         start(&dir.join("s.sock"), BatchConfig { max_batch: 8, max_wait: Duration::ZERO }, Arc::default(), load).unwrap()
     }
 
-    fn model_dir() -> String {
-        files().model.parent().unwrap().to_string_lossy().into_owned()
+    fn model() -> ModelKey {
+        ModelKey { dir: files().model.parent().unwrap().to_string_lossy().into_owned(), max_seq_len: 256 }
     }
 
     #[test]
@@ -142,10 +142,10 @@ mod tests {
         // Several clients at once, each with its own answer.
         let handles: Vec<_> = (0..4)
             .map(|_| {
-                let (sock, texts, dir) = (tmp.join("s.sock"), texts.clone(), model_dir());
+                let (sock, texts, model) = (tmp.join("s.sock"), texts.clone(), model());
                 std::thread::spawn(move || {
                     let mut c = Client::connect(&sock).unwrap();
-                    match c.call(&Request::Embed { model_dir: dir, texts }, &mut || false).unwrap() {
+                    match c.call(&Request::Embed { model, texts }, &mut || false).unwrap() {
                         Response::Vectors(v) => v,
                         other => panic!("{other:?}"),
                     }
@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(stats["queue_depth"], 0);
         assert_eq!(stats["models"][0]["dimension"].as_u64(), None, "the loader here does not report models");
         // A model folder that does not exist is an error for that request only.
-        let bad = c.call(&Request::Embed { model_dir: "/nonexistent".into(), texts: vec!["x".into()] }, &mut || false).unwrap();
+        let bad = c.call(&Request::Embed { model: ModelKey { dir: "/nonexistent".into(), max_seq_len: 256 }, texts: vec!["x".into()] }, &mut || false).unwrap();
         assert!(matches!(bad, Response::Error(ref e) if e.kind == ErrorKind::ModelUnavailable), "{bad:?}");
         assert!(server.alive());
     }

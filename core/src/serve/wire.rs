@@ -8,10 +8,17 @@ pub const MAX_FRAME: usize = 256 << 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
-    /// Embed `texts` with the model in folder `model_dir` (model.onnx + tokenizer.json).
-    Embed { model_dir: String, texts: Vec<String> },
+    /// Embed `texts` with a model.
+    Embed { model: ModelKey, texts: Vec<String> },
     /// The worker's figures, as JSON.
     Stats,
+}
+
+/// Which model: its folder (model.onnx + tokenizer.json) and where its input is truncated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelKey {
+    pub dir: String,
+    pub max_seq_len: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,9 +38,10 @@ impl Request {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Vec::new();
         match self {
-            Request::Embed { model_dir, texts } => {
+            Request::Embed { model, texts } => {
                 w.push(EMBED);
-                put_str(&mut w, model_dir);
+                put_str(&mut w, &model.dir);
+                put_u32(&mut w, model.max_seq_len);
                 put_u32(&mut w, texts.len());
                 texts.iter().for_each(|t| put_str(&mut w, t));
             }
@@ -46,10 +54,10 @@ impl Request {
         let mut r = Reader(frame);
         match r.u8()? {
             EMBED => {
-                let model_dir = r.string()?;
+                let model = ModelKey { dir: r.string()?, max_seq_len: r.u32()? };
                 let n = r.u32()?;
                 let texts = (0..n).map(|_| r.string()).collect::<Result<Vec<_>>>()?;
-                Ok(Request::Embed { model_dir, texts })
+                Ok(Request::Embed { model, texts })
             }
             STATS => Ok(Request::Stats),
             tag => Err(malformed(&format!("unknown request tag {tag}"))),
@@ -178,7 +186,8 @@ mod tests {
 
     #[test]
     fn requests_and_responses_round_trip() {
-        let req = Request::Embed { model_dir: "/m/x".into(), texts: vec!["héllo".into(), String::new(), "東京".into()] };
+        let model = ModelKey { dir: "/m/x".into(), max_seq_len: 384 };
+        let req = Request::Embed { model, texts: vec!["héllo".into(), String::new(), "東京".into()] };
         assert_eq!(Request::decode(&req.encode()).unwrap(), req);
         assert_eq!(Request::decode(&Request::Stats.encode()).unwrap(), Request::Stats);
         let vecs = Response::Vectors(vec![vec![0.5, -1.25], vec![3.0, f32::MIN_POSITIVE]]);
@@ -191,7 +200,7 @@ mod tests {
 
     #[test]
     fn truncated_or_unknown_messages_are_errors() {
-        let req = Request::Embed { model_dir: "d".into(), texts: vec!["abc".into()] }.encode();
+        let req = Request::Embed { model: ModelKey { dir: "d".into(), max_seq_len: 8 }, texts: vec!["abc".into()] }.encode();
         for cut in 0..req.len() {
             assert!(Request::decode(&req[..cut]).is_err(), "cut at {cut}");
         }
