@@ -101,6 +101,9 @@ INSERT INTO docchat.models (name, dimension, max_seq_length, dir, is_default, de
      'all-MiniLM-L6-v2 exported from its fp32 safetensors: sentence-transformers'' own vectors'),
     ('all-mpnet-base-v2', 768, 384, 'all-mpnet-base-v2', false,
      'sentence-transformers all-mpnet-base-v2 (the original system''s model), exported from fp32 safetensors');
+-- Everyone reads the registry; only superusers change it (a model folder is code the server loads).
+ALTER TABLE docchat.models ENABLE ROW LEVEL SECURITY;
+CREATE POLICY models_read ON docchat.models FOR SELECT USING (true);
 -- Rows users add are theirs: pg_dump keeps them.
 SELECT pg_catalog.pg_extension_config_dump('docchat.models',
     $$WHERE name NOT IN ('all-MiniLM-L6-v2', 'all-MiniLM-L6-v2-fp32', 'all-mpnet-base-v2')$$);

@@ -57,6 +57,14 @@ fn login_roles_see_only_their_own_rows() {
         .unwrap_err();
     assert_eq!(sqlstate(&err), "42501");
     assert_eq!(visible(&mut alice).0.len(), 2);
+
+    // The model registry is read-only to them, even with table grants: a model is code the server loads.
+    let n: i64 = bob.query_one("SELECT count(*) FROM docchat.models", &[]).unwrap().get(0);
+    assert_eq!(n, 3);
+    let err = bob.execute("INSERT INTO docchat.models (name, dimension, max_seq_length, dir) VALUES ('evil', 3, 8, '/tmp')", &[]).unwrap_err();
+    assert_eq!(sqlstate(&err), "42501");
+    assert_eq!(bob.execute("UPDATE docchat.models SET dir = '/tmp'", &[]).unwrap(), 0);
+    assert_eq!(bob.execute("DELETE FROM docchat.models", &[]).unwrap(), 0);
 }
 
 #[test]
