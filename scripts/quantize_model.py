@@ -179,7 +179,24 @@ def activation_absmax(model, tok_dir, max_seq_length, texts, tensor_names):
     return amax
 
 
-def smooth(model, amax, alpha, skip=()):
+SMOOTH_SITES = ("qkv", "ffn1", "ffn2", "out")
+
+
+def site_kind(node, producer):
+    """qkv: an Attention node; out: a MatMul on an Attention output; ffn2: a MatMul on a Gelu output;
+    ffn1: another MatMul (on a LayerNorm output)."""
+    if node.op_type == "Attention":
+        return "qkv"
+    src = producer.get(node.input[0])
+    kind = src.op_type if src is not None else ""
+    if kind == "Attention":
+        return "out"
+    if "Gelu" in kind:
+        return "ffn2"
+    return "ffn1"
+
+
+def smooth(model, amax, alpha, sites=("qkv", "ffn1"), skip=()):
     """Divide each quantized MatMul/Attention input channel j by s_j = amax_j^alpha / wmax_j^(1-alpha)
     and multiply row j of its weight by s_j (SmoothQuant), so that activation outliers move into the
     per-channel-quantized weights. The division is folded into the value projection when the input is
@@ -198,6 +215,8 @@ def smooth(model, amax, alpha, skip=()):
     done = 0
     for node in list(g.node):
         if node.name in skip or node.op_type not in ("MatMul", "Attention") or node.input[1] not in inits:
+            continue
+        if site_kind(node, producer) not in sites:
             continue
         x = node.input[0]
         if x not in amax:
