@@ -223,6 +223,9 @@ fn build_session(env: &ort::environment::Environment, files: &ModelFiles, thread
         .with_intra_threads(threads.max(1))
         .map_err(|e| fail(e.into()))?
         .with_inter_threads(1)
+        .map_err(|e| fail(e.into()))?
+        // Idle pool threads sleep instead of spinning: the cores are shared with Postgres backends.
+        .with_intra_op_spinning(false)
         .map_err(|e| fail(e.into()))?;
     if cuda {
         builder = builder
