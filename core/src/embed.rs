@@ -27,8 +27,8 @@ impl ModelFiles {
 
 /// [CLS] and [SEP] (BERT), <s> and </s> (MPNet).
 pub const SPECIAL_TOKENS: usize = 2;
-/// Texts per ONNX run when a caller embeds many at once.
-pub const DEFAULT_BATCH: usize = 32;
+/// Texts per ONNX run when a session embeds many at once by itself.
+const BATCH: usize = 32;
 
 /// Where the model runs. `Auto` takes CUDA when the runtime library was built with it and a GPU
 /// answers, else the CPU.
@@ -37,17 +37,6 @@ pub enum Device {
     Auto,
     Cpu,
     Cuda,
-}
-
-impl Device {
-    pub fn parse(s: &str) -> Option<Device> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Some(Device::Auto),
-            "cpu" => Some(Device::Cpu),
-            "cuda" | "gpu" => Some(Device::Cuda),
-            _ => None,
-        }
-    }
 }
 
 /// How a session is built: device and ONNX Runtime intra-op threads.
@@ -179,7 +168,7 @@ impl Embedder {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| encodings[i].len());
         let mut out = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(DEFAULT_BATCH) {
+        for batch in order.chunks(BATCH) {
             let encs: Vec<_> = batch.iter().map(|&i| &encodings[i]).collect();
             for (&i, v) in batch.iter().zip(self.run_batch(&encs)?) {
                 out[i] = v;

@@ -1,5 +1,5 @@
 //! A session's side of the model worker: one connection per backend, kept between calls.
-//! A broken connection (the worker restarted) is reopened and the request sent again once;
+//! A broken connection (the worker restarted) is reopened and the request resent (up to 3 times);
 //! while the worker is away the session waits up to docchat.worker_timeout, always
 //! interruptible by query cancel and statement_timeout.
 use super::error::serve_interrupts;
