@@ -58,6 +58,36 @@ BEGIN
 END
 $$;
 
+-- Full text: each document's language picks a text search configuration (stemming, stop words);
+-- 'simple' when the language is unknown. Names are stored schema-qualified as text (pg_upgrade
+-- refuses regconfig columns), which also makes to_fts safe to call immutable.
+CREATE FUNCTION docchat.text_search_config(language text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT coalesce(
+    (SELECT format('%I.%I', 'pg_catalog', c.cfgname)
+     FROM pg_catalog.pg_ts_config c
+     WHERE c.cfgnamespace = 'pg_catalog'::regnamespace
+       AND c.cfgname = coalesce(
+         -- ISO 639-1 or 639-3 codes, as the language detection and document metadata spell them
+         (SELECT l.cfg FROM (VALUES ('ar', 'ara', 'arabic'), ('hy', 'hye', 'armenian'), ('eu', 'eus', 'basque'),
+                  ('ca', 'cat', 'catalan'), ('da', 'dan', 'danish'), ('nl', 'nld', 'dutch'), ('en', 'eng', 'english'),
+                  ('fi', 'fin', 'finnish'), ('fr', 'fra', 'french'), ('de', 'deu', 'german'), ('el', 'ell', 'greek'),
+                  ('hi', 'hin', 'hindi'), ('hu', 'hun', 'hungarian'), ('id', 'ind', 'indonesian'), ('ga', 'gle', 'irish'),
+                  ('it', 'ita', 'italian'), ('lt', 'lit', 'lithuanian'), ('ne', 'nep', 'nepali'), ('nb', 'nob', 'norwegian'),
+                  ('nn', 'nno', 'norwegian'), ('no', 'nor', 'norwegian'), ('pt', 'por', 'portuguese'),
+                  ('ro', 'ron', 'romanian'), ('ru', 'rus', 'russian'), ('sr', 'srp', 'serbian'), ('es', 'spa', 'spanish'),
+                  ('sv', 'swe', 'swedish'), ('ta', 'tam', 'tamil'), ('tr', 'tur', 'turkish'), ('yi', 'yid', 'yiddish'))
+                  l(two, three, cfg)
+          WHERE lower(split_part(replace(language, '_', '-'), '-', 1)) IN (l.two, l.three)),
+         lower(language))),
+    'pg_catalog.simple')
+$$;
+
+CREATE FUNCTION docchat.to_fts(config text, content text) RETURNS tsvector
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN pg_catalog.to_tsvector(config::pg_catalog.regconfig, content);
+
 CREATE TABLE docchat.documents (
     id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     owner       text NOT NULL DEFAULT docchat.current_owner(),
@@ -70,6 +100,7 @@ CREATE TABLE docchat.documents (
     n_chunks    integer NOT NULL DEFAULT 0,
     n_chars     integer NOT NULL DEFAULT 0,
     model       text NOT NULL REFERENCES docchat.models (name),
+    language    text NOT NULL DEFAULT 'pg_catalog.simple',  -- text search configuration
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX documents_owner_created_idx ON docchat.documents (owner, created_at DESC);
@@ -88,15 +119,18 @@ CREATE TABLE docchat.chunks (
     heading     text,
     model       text NOT NULL REFERENCES docchat.models (name),
     embedding   vector NOT NULL,
+    language    text NOT NULL DEFAULT 'pg_catalog.simple',  -- the document's
+    fts         tsvector GENERATED ALWAYS AS (docchat.to_fts(language, content)) STORED,
     PRIMARY KEY (document_id, chunk_index)
 );
 CREATE INDEX chunks_owner_idx ON docchat.chunks (owner);
+CREATE INDEX chunks_fts_idx ON docchat.chunks USING gin (fts);
 
 CREATE TRIGGER models_index AFTER INSERT ON docchat.models
     FOR EACH ROW EXECUTE FUNCTION docchat.create_model_index();
 INSERT INTO docchat.models (name, dimension, max_seq_length, dir, is_default, description) VALUES
-    ('all-MiniLM-L6-v2', 384, 256, 'all-MiniLM-L6-v2', true,
-     'sentence-transformers all-MiniLM-L6-v2, int8 weights (fast on CPU)'),
+    ('all-MiniLM-L6-v2', 384, 256, 'all-MiniLM-L6-v2-int8', true,
+     'sentence-transformers all-MiniLM-L6-v2 quantized to int8 compute (fast on CPU; vectors within 0.99 cosine)'),
     ('all-MiniLM-L6-v2-fp32', 384, 256, 'all-MiniLM-L6-v2-fp32', false,
      'all-MiniLM-L6-v2 exported from its fp32 safetensors: sentence-transformers'' own vectors'),
     ('all-mpnet-base-v2', 768, 384, 'all-mpnet-base-v2', false,
@@ -112,7 +146,10 @@ CREATE TABLE docchat.searches (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     owner       text NOT NULL DEFAULT docchat.current_owner(),
     query       text NOT NULL,
+    mode        text NOT NULL,
+    model       text NOT NULL,
     n_results   integer NOT NULL,
+    top_similarity double precision,
     duration    interval NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
 );

@@ -27,6 +27,10 @@ pub static MAX_BATCH: GucSetting<i32> = GucSetting::<i32>::new(32);
 pub static BATCH_WAIT_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static MODEL_WORKER: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static WORKER_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+// Read by docchat_search (SQL) through current_setting().
+static KEYWORD_WEIGHT: GucSetting<f64> = GucSetting::<f64>::new(1.0);
+static EXACT_SEARCH_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static LOG_SEARCHES: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum DeviceSetting {
@@ -41,7 +45,7 @@ pub enum DeviceSetting {
 /// Model and runtime live beside the extension: `$sharedir/docchat/models/<name>/` and
 /// `$libdir/docchat/`. `make install` puts them there. The worker loads the shipped default
 /// model (docchat.models' default row) at start.
-const SHIPPED_DEFAULT_MODEL: (&str, usize) = ("all-MiniLM-L6-v2", 256);
+const SHIPPED_DEFAULT_MODEL: (&str, usize) = ("all-MiniLM-L6-v2-int8", 256);
 pub const ORT_FILE: &str = "libonnxruntime.so.1.31.1";
 
 pub fn define() {
@@ -179,6 +183,34 @@ fn define_serving() {
         3_600_000,
         GucContext::Userset,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_float_guc(
+        c"docchat.keyword_weight",
+        c"Weight of the keyword side in hybrid search's reciprocal rank fusion (the semantic side has 1).",
+        c"",
+        &KEYWORD_WEIGHT,
+        0.0,
+        100.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"docchat.exact_search_limit",
+        c"Up to this many visible chunks of a model, semantic search scans them exactly instead of using the HNSW index.",
+        c"Exact scans never lose the caller's rows among other owners' in the index.",
+        &EXACT_SEARCH_LIMIT,
+        0,
+        10_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"docchat.log_searches",
+        c"Record every docchat_search call in docchat.searches.",
+        c"",
+        &LOG_SEARCHES,
+        GucContext::Userset,
+        GucFlags::default(),
     );
 }
 

@@ -90,20 +90,21 @@ fn store(doc: &NewDocument, chunks: &[Chunk], embeddings: Vec<Vec<f32>>) -> Uuid
             (doc.n_chars as i32).into(),
             doc.model.into(),
         ];
-        let id: Uuid = client
+        // The language (detected, or the caller's metadata) picks the full-text configuration.
+        let (id, language) = client
             .update(
-                "INSERT INTO docchat.documents (filename, mime_type, size, sha256, metadata, n_chunks, n_chars, model) \
-                 VALUES ($1, $2, $3, sha256($4), $5, $6, $7, $8) RETURNING id",
+                "INSERT INTO docchat.documents (filename, mime_type, size, sha256, metadata, n_chunks, n_chars, model, language) \
+                 VALUES ($1, $2, $3, sha256($4), $5, $6, $7, $8, docchat.text_search_config($5->>'language')) RETURNING id, language",
                 Some(1),
                 &args,
             )
-            .and_then(|t| t.first().get_one::<Uuid>())
-            .unwrap_or_else(|e| spi_fail(e))
-            .expect("INSERT … RETURNING returns the id");
+            .and_then(|t| t.first().get_two::<Uuid, String>())
+            .unwrap_or_else(|e| spi_fail(e));
+        let (id, language) = (id.expect("the new document's id"), language.expect("its language"));
         let insert = client
             .prepare_mut(
-                "INSERT INTO docchat.chunks (document_id, chunk_index, content, char_start, char_end, page, n_tokens, heading, embedding, model) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "INSERT INTO docchat.chunks (document_id, chunk_index, content, char_start, char_end, page, n_tokens, heading, embedding, model, language) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 &[
                     pg_sys::UUIDOID.into(),
                     pg_sys::INT4OID.into(),
@@ -114,6 +115,7 @@ fn store(doc: &NewDocument, chunks: &[Chunk], embeddings: Vec<Vec<f32>>) -> Uuid
                     pg_sys::INT4OID.into(),
                     pg_sys::TEXTOID.into(),
                     pg_sys::FLOAT4ARRAYOID.into(),
+                    pg_sys::TEXTOID.into(),
                     pg_sys::TEXTOID.into(),
                 ],
             )
@@ -130,6 +132,7 @@ fn store(doc: &NewDocument, chunks: &[Chunk], embeddings: Vec<Vec<f32>>) -> Uuid
                 chunk.heading.as_deref().into(),
                 embedding.into(),
                 doc.model.into(),
+                language.as_str().into(),
             ];
             client.update(&insert, None, &args).unwrap_or_else(|e| spi_fail(e));
         }

@@ -22,6 +22,17 @@ pub fn fresh_db(name: &str) -> Client {
     c
 }
 
+/// A role with the grants docchat's users need (its RLS policies do the rest).
+pub fn create_role(admin: &mut Client, role: &str, login: bool) {
+    let login = if login { "LOGIN" } else { "NOLOGIN" };
+    admin.batch_execute(&format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role} {login};")).unwrap();
+    admin
+        .batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA docchat TO {role}; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA docchat TO {role};"
+        ))
+        .unwrap();
+}
+
 /// A file under ../shared (the corpus and reference data).
 pub fn shared(path: &str) -> PathBuf {
     let root = std::env::var("DOCCHAT_SHARED")
