@@ -154,14 +154,14 @@ BEGIN
             INTO keyword USING me, m.name, ids, $1, visible, depth;
     END IF;
 
-    -- Planned with the actual hit lists (EXECUTE): a generic plan guesses their size and may scan
-    -- every chunk to join them.
     RETURN QUERY EXECUTE $query$
     WITH s AS (SELECT h.document_id, h.chunk_index, h.score, h.rank
                FROM unnest($1::docchat.search_hit[]) WITH ORDINALITY h(document_id, chunk_index, score, rank)),
     kw AS (SELECT h.document_id, h.chunk_index, h.score, h.rank
            FROM unnest($2::docchat.search_hit[]) WITH ORDINALITY h(document_id, chunk_index, score, rank)),
-    fused AS (
+    -- MATERIALIZED: its keys are then plain columns, which row-level security lets the primary-key
+    -- lookups use (a COALESCE over the full join is not leakproof, so it would force full scans).
+    fused AS MATERIALIZED (
         SELECT coalesce(s.document_id, kw.document_id) AS document_id,
                coalesce(s.chunk_index, kw.chunk_index) AS chunk_index,
                s.score AS similarity, kw.score AS keyword_score,
