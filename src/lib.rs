@@ -11,6 +11,7 @@ mod settings;
 // Tables, policies and SQL-language functions live in versioned SQL files.
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("../sql/search.sql", name = "search", requires = ["schema"]);
+pgrx::extension_sql_file!("../sql/chat.sql", name = "chat", requires = ["search"]);
 pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
 
 /// Runs in every process that loads the library, the postmaster included (when preloaded):
