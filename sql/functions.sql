@@ -17,3 +17,12 @@ AS $$
 $$;
 COMMENT ON FUNCTION docchat_embed(text[], text) IS
     'Embeddings of many texts, in order; a NULL text gives a NULL vector';
+
+-- Deletes one of the caller's documents with its chunks; false if there is none with that id.
+CREATE FUNCTION docchat_delete(document_id uuid) RETURNS boolean
+LANGUAGE sql VOLATILE
+AS $$
+    WITH gone AS (DELETE FROM docchat.documents d WHERE d.id = $1 AND d.owner = docchat.current_owner() RETURNING 1)
+    SELECT count(*) > 0 FROM gone
+$$;
+COMMENT ON FUNCTION docchat_delete(uuid) IS 'Deletes the caller''s document and its chunks; false when it has none with that id';

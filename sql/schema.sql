@@ -104,6 +104,7 @@ CREATE TABLE docchat.documents (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX documents_owner_created_idx ON docchat.documents (owner, created_at DESC);
+CREATE INDEX documents_owner_sha256_idx ON docchat.documents (owner, sha256);
 
 -- owner is repeated from the document so that search filters chunks without a join and
 -- chunks can later be distributed or partitioned by owner.

@@ -22,6 +22,7 @@ fn docchat_ingest(
     chunk_overlap: default!(Option<i32>, "NULL"),
     password: default!(Option<&str>, "NULL"),
     model: default!(Option<&str>, "NULL"),
+    force: default!(bool, "false"),
 ) -> Uuid {
     let Some(content) = content else {
         raise(
@@ -46,6 +47,9 @@ fn docchat_ingest(
         );
     }
     let model = Model::resolve(model);
+    if let Some(existing) = claim_content(content, &model.name, force) {
+        return existing;
+    }
     let cfg = settings::chunk_config(chunk_size, chunk_overlap, model.max_seq_len);
     let parsed = parse_isolated(content, filename, mime_type, settings::parse_options(password)).or_raise(filename);
     let chunks = with_tokenizer(&model, |tok| chunk_pages(&parsed.pages, &cfg, |t| tok.pieces(t))).or_raise(filename);
@@ -66,6 +70,33 @@ fn docchat_ingest(
     // The bytes decide the format; a caller's mime type was only a hint.
     let doc = NewDocument { content, filename, mime: parsed.format.mime_type(), metadata: doc_metadata, n_chars: parsed.n_chars(), model: &model.name };
     store(&doc, &chunks, embeddings)
+}
+
+/// Serialises ingests of the same bytes by the same owner with the same model (a transaction-level
+/// advisory lock), then returns the document already holding them, unless `force`.
+fn claim_content(content: &[u8], model: &str, force: bool) -> Option<Uuid> {
+    let args: Vec<DatumWithOid> = vec![content.into(), model.into()];
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "SELECT pg_advisory_xact_lock(hashtextextended('docchat ingest ' || docchat.current_owner() || $2 || encode(sha256($1), 'hex'), 0))",
+                None,
+                &args,
+            )
+            .unwrap_or_else(|e| error!("docchat: locking the document's content failed: {e}"));
+        if force {
+            return None;
+        }
+        client
+            .select(
+                "SELECT id FROM docchat.documents WHERE owner = docchat.current_owner() AND model = $2 AND sha256 = sha256($1) \
+                 ORDER BY created_at, id LIMIT 1",
+                Some(1),
+                &args,
+            )
+            .and_then(|t| if t.is_empty() { Ok(None) } else { t.first().get_one::<Uuid>() })
+            .unwrap_or_else(|e| error!("docchat: looking for the same content failed: {e}"))
+    })
 }
 
 struct NewDocument<'a> {

@@ -1,6 +1,7 @@
 //! docchat_ingest and docchat_search end to end: formats, text fidelity, search by meaning,
 //! and bad input that must fail cleanly.
 use docchat_tests::*;
+use postgres::Client;
 
 #[test]
 fn crazyones_pdf_text_matches_and_is_found() {
@@ -208,4 +209,34 @@ fn documents_are_embedded_and_searched_with_their_model() {
         .map(|r| r.get(0))
         .collect();
     assert!(plan.iter().any(|l| l.contains("chunks_hnsw_all_mpnet_base_v2")), "{plan:#?}");
+}
+
+#[test]
+fn identical_bytes_are_ingested_once_per_owner_and_model_unless_forced() {
+    let mut c = fresh_db("t_ingest_dedup");
+    let bytes: &[u8] = b"The same memo, uploaded twice by mistake.";
+    let first = ingest(&mut c, bytes, "memo.txt").unwrap();
+    assert_eq!(ingest(&mut c, bytes, "memo-copy.txt").unwrap(), first, "the existing document's id");
+    let count = |c: &mut Client| -> i64 { c.query_one("SELECT count(*) FROM docchat.documents", &[]).unwrap().get(0) };
+    assert_eq!(count(&mut c), 1);
+    let forced: String = c.query_one("SELECT docchat_ingest($1, 'memo-again.txt', force => true)::text", &[&bytes]).unwrap().get(0);
+    assert_ne!(forced, first);
+    let other_model: String = c
+        .query_one("SELECT docchat_ingest($1, 'memo.txt', model => 'all-MiniLM-L6-v2-fp32')::text", &[&bytes])
+        .unwrap()
+        .get(0);
+    assert_ne!(other_model, first, "another model embeds it anew");
+    assert_eq!(count(&mut c), 3);
+    // Another owner's identical upload is its own document, which the first owner cannot delete.
+    create_role(&mut c, "dedup_other", true);
+    let mut other = connect("t_ingest_dedup", "dedup_other");
+    let theirs = ingest(&mut other, bytes, "memo.txt").unwrap();
+    assert_ne!(theirs, first);
+    let deleted = |c: &mut Client, id: &str| -> bool { c.query_one("SELECT docchat_delete($1::text::uuid)", &[&id]).unwrap().get(0) };
+    assert!(!deleted(&mut other, &first));
+    assert!(deleted(&mut c, &first));
+    assert!(!deleted(&mut c, &first), "already gone");
+    let chunks: i64 = c.query_one("SELECT count(*) FROM docchat.chunks WHERE document_id = $1::text::uuid", &[&first]).unwrap().get(0);
+    assert_eq!(chunks, 0);
+    assert_eq!(count(&mut c), 3, "the forced copy, the other model's and the other owner's remain");
 }
