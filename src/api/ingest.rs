@@ -47,11 +47,12 @@ fn docchat_ingest(
         );
     }
     let model = Model::resolve(model);
+    let cfg = settings::chunk_config(chunk_size, chunk_overlap, model.max_seq_len);
+    let parsed = parse_isolated(content, filename, mime_type, settings::parse_options(password)).or_raise(filename);
+    // After parsing: the same bytes still need their password (and must still parse) to be found.
     if let Some(existing) = claim_content(content, &model.name, force) {
         return existing;
     }
-    let cfg = settings::chunk_config(chunk_size, chunk_overlap, model.max_seq_len);
-    let parsed = parse_isolated(content, filename, mime_type, settings::parse_options(password)).or_raise(filename);
     let chunks = with_tokenizer(&model, |tok| chunk_pages(&parsed.pages, &cfg, |t| tok.pieces(t))).or_raise(filename);
     if chunks.is_empty() {
         let pages = parsed.pages.len();

@@ -240,3 +240,14 @@ fn identical_bytes_are_ingested_once_per_owner_and_model_unless_forced() {
     assert_eq!(chunks, 0);
     assert_eq!(count(&mut c), 3, "the forced copy, the other model's and the other owner's remain");
 }
+
+#[test]
+fn a_known_encrypted_file_still_needs_its_password() {
+    let mut c = fresh_db("t_ingest_dedup_password");
+    let bytes = read_shared("corpus/pdf/pypdf__crazyones-encrypted-256.pdf");
+    let id: String = c.query_one("SELECT docchat_ingest($1, 'c.pdf', password => 'password')::text", &[&bytes]).unwrap().get(0);
+    let err = c.query_one("SELECT docchat_ingest($1, 'c.pdf')", &[&bytes]).unwrap_err();
+    assert_eq!(sqlstate(&err), "28P01");
+    let again: String = c.query_one("SELECT docchat_ingest($1, 'c.pdf', password => 'password')::text", &[&bytes]).unwrap().get(0);
+    assert_eq!(again, id);
+}
