@@ -93,14 +93,15 @@ BEGIN
     END IF;
     -- Hybrid fuses deeper lists than it returns.
     depth := CASE WHEN $5 = 'hybrid' THEN greatest($2, 100) ELSE $2 END;
+    -- The caller's chunks of the model: the keyword side's idf needs them all, the semantic side
+    -- only whether they are more than exact_limit. Queries that depend on the owner are planned for
+    -- the actual one (EXECUTE): the owner index for a small owner, a sequential scan for a large one.
+    EXECUTE 'SELECT count(*) FROM (SELECT FROM docchat.chunks c
+             WHERE c.owner = $1 AND c.model = $2 AND ($3 IS NULL OR c.document_id = ANY ($3)) LIMIT $4) mine'
+        INTO visible USING me, m.name, ids, CASE WHEN $5 = 'semantic' THEN exact_limit + 1 END;
 
     IF $5 <> 'keyword' THEN
         q := @extschema@.docchat_embed($1, m.name);
-        -- Queries that depend on the owner are planned for the actual one (EXECUTE): the owner index
-        -- for a small owner, a sequential scan for a large one, whatever this session planned before.
-        EXECUTE 'SELECT count(*) FROM (SELECT FROM docchat.chunks c
-                 WHERE c.owner = $1 AND c.model = $2 AND ($3 IS NULL OR c.document_id = ANY ($3)) LIMIT $4) few'
-            INTO visible USING me, m.name, ids, exact_limit + 1;
         IF visible <= exact_limit THEN
             -- Not the index's expression (no cast to the dimension), so an exact scan of the caller's rows.
             EXECUTE 'SELECT coalesce(array_agg(ROW(h.document_id, h.chunk_index, h.score)::docchat.search_hit
@@ -128,9 +129,6 @@ BEGIN
     END IF;
 
     IF $5 <> 'semantic' THEN
-        EXECUTE 'SELECT count(*) FROM docchat.chunks c
-                 WHERE c.owner = $1 AND c.model = $2 AND ($3 IS NULL OR c.document_id = ANY ($3))'
-            INTO visible USING me, m.name, ids;
         EXECUTE $query$
             WITH terms AS (
                 -- the query's lexemes under each configuration the caller's documents use

@@ -123,6 +123,7 @@ pub fn define() {
         GucFlags::default(),
     );
     define_serving();
+    define_search();
 }
 
 /// Model serving: where models run and how the worker batches. Device and worker threads are
@@ -184,6 +185,9 @@ fn define_serving() {
         GucContext::Userset,
         GucFlags::UNIT_MS,
     );
+}
+
+fn define_search() {
     GucRegistry::define_float_guc(
         c"docchat.keyword_weight",
         c"Weight of the keyword side in hybrid search's reciprocal rank fusion (the semantic side has 1).",

@@ -50,9 +50,10 @@ fn docchat_ingest(
     let cfg = settings::chunk_config(chunk_size, chunk_overlap, model.max_seq_len);
     let parsed = parse_isolated(content, filename, mime_type, settings::parse_options(password)).or_raise(filename);
     // After parsing: the same bytes still need their password (and must still parse) to be found.
-    if let Some(existing) = claim_content(content, &model.name, force) {
-        return existing;
-    }
+    let sha256 = match claim_content(content, &model.name, force) {
+        Claim::Existing(id) => return id,
+        Claim::New { sha256 } => sha256,
+    };
     let chunks = with_tokenizer(&model, |tok| chunk_pages(&parsed.pages, &cfg, |t| tok.pieces(t))).or_raise(filename);
     if chunks.is_empty() {
         let pages = parsed.pages.len();
@@ -69,39 +70,61 @@ fn docchat_ingest(
     doc_metadata.insert("format".into(), Value::from(parsed.format.name()));
     doc_metadata.extend(user_metadata);
     // The bytes decide the format; a caller's mime type was only a hint.
-    let doc = NewDocument { content, filename, mime: parsed.format.mime_type(), metadata: doc_metadata, n_chars: parsed.n_chars(), model: &model.name };
+    let doc = NewDocument {
+        size: content.len(),
+        sha256: &sha256,
+        filename,
+        mime: parsed.format.mime_type(),
+        metadata: doc_metadata,
+        n_chars: parsed.n_chars(),
+        model: &model.name,
+    };
     store(&doc, &chunks, embeddings)
 }
 
-/// Serialises ingests of the same bytes by the same owner with the same model (a transaction-level
-/// advisory lock), then returns the document already holding them, unless `force`.
-fn claim_content(content: &[u8], model: &str, force: bool) -> Option<Uuid> {
-    let args: Vec<DatumWithOid> = vec![content.into(), model.into()];
+enum Claim {
+    /// The caller already has a document with these bytes and this model.
+    Existing(Uuid),
+    New { sha256: Vec<u8> },
+}
+
+/// Hashes the bytes (once: a document may be 100 MB), serialises ingests of the same bytes by the
+/// same owner with the same model (a transaction-level advisory lock), then finds the document
+/// already holding them, unless `force`.
+fn claim_content(content: &[u8], model: &str, force: bool) -> Claim {
     Spi::connect_mut(|client| {
-        client
+        let sha256: Vec<u8> = client
             .update(
-                "SELECT pg_advisory_xact_lock(hashtextextended('docchat ingest ' || docchat.current_owner() || $2 || encode(sha256($1), 'hex'), 0))",
-                None,
-                &args,
+                "SELECT h, pg_advisory_xact_lock(hashtextextended('docchat ingest ' || docchat.current_owner() || $2 || encode(h, 'hex'), 0)) \
+                 FROM (SELECT sha256($1) AS h) s",
+                Some(1),
+                &[content.into(), model.into()],
             )
-            .unwrap_or_else(|e| error!("docchat: locking the document's content failed: {e}"));
+            .and_then(|t| t.first().get_one::<Vec<u8>>())
+            .unwrap_or_else(|e| error!("docchat: locking the document's content failed: {e}"))
+            .expect("sha256 of non-NULL bytes");
         if force {
-            return None;
+            return Claim::New { sha256 };
         }
-        client
+        let existing = client
             .select(
-                "SELECT id FROM docchat.documents WHERE owner = docchat.current_owner() AND model = $2 AND sha256 = sha256($1) \
+                "SELECT id FROM docchat.documents WHERE owner = docchat.current_owner() AND model = $2 AND sha256 = $1 \
                  ORDER BY created_at, id LIMIT 1",
                 Some(1),
-                &args,
+                &[sha256.as_slice().into(), model.into()],
             )
             .and_then(|t| if t.is_empty() { Ok(None) } else { t.first().get_one::<Uuid>() })
-            .unwrap_or_else(|e| error!("docchat: looking for the same content failed: {e}"))
+            .unwrap_or_else(|e| error!("docchat: looking for the same content failed: {e}"));
+        match existing {
+            Some(id) => Claim::Existing(id),
+            None => Claim::New { sha256 },
+        }
     })
 }
 
 struct NewDocument<'a> {
-    content: &'a [u8],
+    size: usize,
+    sha256: &'a [u8],
     filename: Option<&'a str>,
     mime: &'a str,
     metadata: serde_json::Map<String, Value>,
@@ -115,8 +138,8 @@ fn store(doc: &NewDocument, chunks: &[Chunk], embeddings: Vec<Vec<f32>>) -> Uuid
         let args: Vec<DatumWithOid> = vec![
             doc.filename.into(),
             doc.mime.into(),
-            (doc.content.len() as i64).into(),
-            doc.content.into(),
+            (doc.size as i64).into(),
+            doc.sha256.into(),
             JsonB(Value::Object(doc.metadata.clone())).into(),
             (chunks.len() as i32).into(),
             (doc.n_chars as i32).into(),
@@ -126,7 +149,7 @@ fn store(doc: &NewDocument, chunks: &[Chunk], embeddings: Vec<Vec<f32>>) -> Uuid
         let (id, language) = client
             .update(
                 "INSERT INTO docchat.documents (filename, mime_type, size, sha256, metadata, n_chunks, n_chars, model, language) \
-                 VALUES ($1, $2, $3, sha256($4), $5, $6, $7, $8, docchat.text_search_config($5->>'language')) RETURNING id, language",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, docchat.text_search_config($5->>'language')) RETURNING id, language",
                 Some(1),
                 &args,
             )

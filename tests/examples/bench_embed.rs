@@ -4,7 +4,7 @@
 //!   bench_embed concurrency QUERIES N SECS    N sessions embedding queries one at a time
 //!   bench_embed memory N                      cluster memory: no sessions, N idle, N after embedding
 //! Settings for every session come from $DOCCHAT_BENCH_SET (e.g. "SET docchat.model_worker = off").
-use docchat_tests::connect;
+use docchat_tests::{connect, percentile};
 use postgres::Client;
 use std::time::{Duration, Instant};
 
@@ -18,10 +18,6 @@ fn session(db: &str) -> Client {
 
 fn lines(path: &str) -> Vec<String> {
     std::fs::read_to_string(path).unwrap().lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 fn throughput(db: &str, passages: &[String], queries: &[String]) {

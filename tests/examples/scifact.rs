@@ -7,7 +7,7 @@
 //! Metrics as BEIR computes them (pytrec_eval): a document's rank is that of its best chunk; a document
 //! whose id equals the query id is ignored; gain = qrels relevance, discount 1/log2(rank + 1), ideal
 //! DCG from the judged-relevant documents; means over the queries in qrels/test.tsv.
-use docchat_tests::connect;
+use docchat_tests::{connect, percentile};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -109,13 +109,12 @@ fn eval(dir: &str, model: &str, mode: &str) {
     }
     times.sort_by(f64::total_cmp);
     let n = queries.len() as f64;
-    let pct = |q: f64| times[((q * n).ceil() as usize).clamp(1, times.len()) - 1];
     println!(
         "| {model} | {mode} | {:.4} | {:.4} | {:.1} ms | {:.1} ms | {} queries |",
         ndcg / n,
         recall / n,
-        pct(0.5),
-        pct(0.95),
+        percentile(&times, 0.5),
+        percentile(&times, 0.95),
         queries.len()
     );
 }

@@ -90,3 +90,8 @@ pub fn document_text(c: &mut Client, id: &str) -> String {
     }
     squash(&text)
 }
+
+/// The q-quantile (nearest rank) of ascending values, e.g. 0.5 and 0.95 for latency figures.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
