@@ -4,6 +4,8 @@
 source "$(dirname "$0")/env.sh"
 cd "$REPO"
 log "building and installing docchat (release)"
+# A running server has docchat.so mapped: unlink it rather than let the copy overwrite it in place.
+rm -f "$("$PG_CONFIG" --pkglibdir)/docchat.so"
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 sharedir=$("$PG_CONFIG" --sharedir)
 pkglibdir=$("$PG_CONFIG" --pkglibdir)

@@ -15,10 +15,12 @@ pgrx::extension_sql_file!("../sql/chat.sql", name = "chat", requires = ["search"
 pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
 
 /// Runs in every process that loads the library, the postmaster included (when preloaded):
-/// settings are defined and the model worker registered; models, threads and sessions are
-/// created lazily in the processes that use them, never here.
+/// settings are defined, the model worker registered and the chat breaker's shared memory
+/// requested; models, threads and sessions are created lazily in the processes that use them,
+/// never here.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::define();
     model_worker::register();
+    api::init_shared_memory();
 }

@@ -31,6 +31,13 @@ pub static WORKER_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
 static KEYWORD_WEIGHT: GucSetting<f64> = GucSetting::<f64>::new(1.0);
 static EXACT_SEARCH_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static LOG_SEARCHES: GucSetting<bool> = GucSetting::<bool>::new(true);
+static CHAT_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static CHAT_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static CHAT_API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static CHAT_API_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static CHAT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+static CHAT_BREAKER_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
+static CHAT_BREAKER_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(30);
 
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum DeviceSetting {
@@ -124,6 +131,7 @@ pub fn define() {
     );
     define_serving();
     define_search();
+    define_chat();
 }
 
 /// Model serving: where models run and how the worker batches. Device and worker threads are
@@ -216,6 +224,78 @@ fn define_search() {
         GucContext::Userset,
         GucFlags::default(),
     );
+}
+
+/// The chat endpoint. The URL is superuser-only because the API key is sent to it; the key is
+/// superuser-only and hidden from everyone else (SHOW, pg_settings).
+fn define_chat() {
+    let string_gucs = [
+        (c"docchat.chat_url", c"API base of the OpenAI-compatible chat-completions endpoint docchat_chat calls, e.g. https://api.openai.com/v1.",
+         c"The full .../chat/completions address works too. Superuser only: the API key is sent there.", &CHAT_URL, GucContext::Suset, GucFlags::default()),
+        (c"docchat.chat_model", c"Model name docchat_chat asks the endpoint for.", c"", &CHAT_MODEL, GucContext::Userset, GucFlags::default()),
+        (c"docchat.chat_api_key", c"Bearer token for the chat endpoint.", c"Prefer docchat.chat_api_key_file, which keeps the key out of the configuration.",
+         &CHAT_API_KEY, GucContext::Suset, GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL | GucFlags::NO_RESET_ALL),
+        (c"docchat.chat_api_key_file", c"Server-side file holding the chat endpoint's API key, read at every call.",
+         c"Used when docchat.chat_api_key is empty.", &CHAT_API_KEY_FILE, GucContext::Suset, GucFlags::default()),
+    ];
+    for (name, short, long, setting, context, flags) in string_gucs {
+        GucRegistry::define_string_guc(name, short, long, setting, context, flags);
+    }
+    GucRegistry::define_int_guc(
+        c"docchat.chat_timeout_ms",
+        c"How long docchat_chat waits for the endpoint's whole answer.",
+        c"",
+        &CHAT_TIMEOUT_MS,
+        100,
+        3_600_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"docchat.chat_breaker_failures",
+        c"After this many endpoint failures in a row, docchat_chat stops calling the endpoint for docchat.chat_breaker_seconds.",
+        c"Counted across all sessions when docchat is preloaded. 0 turns the breaker off.",
+        &CHAT_BREAKER_FAILURES,
+        0,
+        1000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"docchat.chat_breaker_seconds",
+        c"How long the open breaker refuses docchat_chat calls.",
+        c"",
+        &CHAT_BREAKER_SECONDS,
+        1,
+        86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+}
+
+pub struct ChatSettings {
+    pub url: Option<String>,
+    pub model: Option<String>,
+    pub api_key: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+    pub timeout: std::time::Duration,
+    pub breaker_failures: u64,
+    pub breaker_cooldown: std::time::Duration,
+}
+
+pub fn chat() -> ChatSettings {
+    let text = |s: &GucSetting<Option<CString>>| {
+        s.get().map(|v| v.to_string_lossy().trim().to_string()).filter(|v| !v.is_empty())
+    };
+    ChatSettings {
+        url: text(&CHAT_URL),
+        model: text(&CHAT_MODEL),
+        api_key: text(&CHAT_API_KEY),
+        api_key_file: setting_path(&CHAT_API_KEY_FILE),
+        timeout: std::time::Duration::from_millis(CHAT_TIMEOUT_MS.get() as u64),
+        breaker_failures: CHAT_BREAKER_FAILURES.get() as u64,
+        breaker_cooldown: std::time::Duration::from_secs(CHAT_BREAKER_SECONDS.get() as u64),
+    }
 }
 
 pub fn device() -> Device {

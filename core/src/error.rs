@@ -27,9 +27,23 @@ pub enum ErrorKind {
     Cancelled,
     /// The model worker is not running or did not answer.
     WorkerUnavailable,
+    /// docchat.chat_url or docchat.chat_model is not set (or not a URL).
+    ChatUnconfigured,
+    /// The chat endpoint cannot be reached (DNS, connection refused).
+    ChatUnreachable,
+    /// The chat endpoint did not answer within docchat.chat_timeout_ms.
+    ChatTimeout,
+    /// The chat endpoint refused the API key (HTTP 401/403).
+    ChatRejected,
+    /// The chat endpoint refused this request (another 4xx, a redirect).
+    ChatRefused,
+    /// The chat endpoint failed (429, 5xx) or its reply is not a chat completion.
+    ChatFailed,
+    /// The breaker is open after repeated endpoint failures.
+    ChatCircuitOpen,
 }
 
-const KIND_NAMES: [(ErrorKind, &str); 12] = [
+const KIND_NAMES: [(ErrorKind, &str); 19] = [
     (ErrorKind::Unsupported, "unsupported"),
     (ErrorKind::InvalidEncoding, "invalid_encoding"),
     (ErrorKind::Corrupt, "corrupt"),
@@ -42,6 +56,13 @@ const KIND_NAMES: [(ErrorKind, &str); 12] = [
     (ErrorKind::TooLarge, "too_large"),
     (ErrorKind::Cancelled, "cancelled"),
     (ErrorKind::WorkerUnavailable, "worker_unavailable"),
+    (ErrorKind::ChatUnconfigured, "chat_unconfigured"),
+    (ErrorKind::ChatUnreachable, "chat_unreachable"),
+    (ErrorKind::ChatTimeout, "chat_timeout"),
+    (ErrorKind::ChatRejected, "chat_rejected"),
+    (ErrorKind::ChatRefused, "chat_refused"),
+    (ErrorKind::ChatFailed, "chat_failed"),
+    (ErrorKind::ChatCircuitOpen, "chat_circuit_open"),
 ];
 
 impl ErrorKind {

@@ -1,5 +1,6 @@
 //! docchat's pipeline stages as plain Rust: bytes → pages of text → chunks → vectors.
 //! Nothing here knows about Postgres, so every stage is unit-tested with `cargo test`.
+pub mod chat;
 pub mod chunk;
 pub mod detect;
 pub mod embed;

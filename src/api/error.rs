@@ -18,6 +18,13 @@ pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::TooLarge => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         ErrorKind::Cancelled => ERRCODE_QUERY_CANCELED,
         ErrorKind::WorkerUnavailable => ERRCODE_CANNOT_CONNECT_NOW,
+        ErrorKind::ChatUnconfigured => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        ErrorKind::ChatUnreachable => ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+        ErrorKind::ChatTimeout => ERRCODE_CONNECTION_FAILURE,
+        ErrorKind::ChatRejected => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+        ErrorKind::ChatRefused => ERRCODE_PROTOCOL_VIOLATION,
+        ErrorKind::ChatFailed => ERRCODE_CONNECTION_EXCEPTION,
+        ErrorKind::ChatCircuitOpen => ERRCODE_SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION,
     }
 }
 

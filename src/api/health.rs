@@ -33,5 +33,6 @@ fn docchat_health() -> JsonB {
         "model_worker": worker,
         "session_model": session_model,
         "pgvector": pgvector,
+        "chat": super::chat::health(),
     }))
 }

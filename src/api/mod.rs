@@ -1,5 +1,6 @@
 //! The SQL functions. Each turns SQL arguments into calls on `docchat-core` and its errors
 //! into SQL errors with a SQLSTATE and a hint.
+mod chat;
 mod embed;
 mod error;
 mod health;
@@ -7,3 +8,5 @@ mod ingest;
 mod isolate;
 mod models;
 mod worker_client;
+
+pub use chat::init_shared_memory;

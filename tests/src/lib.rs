@@ -1,5 +1,7 @@
 //! Helpers for docchat's SQL-level integration tests. They run against the cluster that
 //! `make test` starts on 127.0.0.1:$DOCCHAT_TEST_PORT with docchat installed.
+pub mod fake_llm;
+
 use postgres::{Client, NoTls};
 use std::path::PathBuf;
 
