@@ -95,7 +95,7 @@ CREATE TABLE docchat.documents (
     mime_type   text NOT NULL,
     size        bigint NOT NULL CHECK (size >= 0),
     sha256      bytea NOT NULL,
-    status      text NOT NULL DEFAULT 'ready' CHECK (status IN ('pending', 'processing', 'ready', 'failed')),
+    status      text NOT NULL DEFAULT 'ready' CHECK (status IN ('queued', 'parsing', 'embedding', 'ready', 'failed')),
     metadata    jsonb NOT NULL DEFAULT '{}',
     n_chunks    integer NOT NULL DEFAULT 0,
     n_chars     integer NOT NULL DEFAULT 0,

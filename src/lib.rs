@@ -3,6 +3,7 @@
 use pgrx::prelude::*;
 
 mod api;
+mod ingest_worker;
 mod model_worker;
 mod settings;
 
@@ -12,15 +13,19 @@ mod settings;
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("../sql/search.sql", name = "search", requires = ["schema"]);
 pgrx::extension_sql_file!("../sql/chat.sql", name = "chat", requires = ["search"]);
+pgrx::extension_sql_file!("../sql/queue.sql", name = "queue", requires = ["schema"]);
 pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
 
 /// Runs in every process that loads the library, the postmaster included (when preloaded):
-/// settings are defined, the model worker registered and the chat breaker's shared memory
+/// settings are defined, the model worker and ingest launcher registered and the chat breaker's shared memory
 /// requested; models, threads and sessions are created lazily in the processes that use them,
 /// never here.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::define();
     model_worker::register();
+    if model_worker::preloaded() {
+        ingest_worker::register_launcher();
+    }
     api::init_shared_memory();
 }

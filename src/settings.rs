@@ -31,6 +31,12 @@ pub static WORKER_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
 static KEYWORD_WEIGHT: GucSetting<f64> = GucSetting::<f64>::new(1.0);
 static EXACT_SEARCH_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static LOG_SEARCHES: GucSetting<bool> = GucSetting::<bool>::new(true);
+static INGEST_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
+static INGEST_NAPTIME_S: GucSetting<i32> = GucSetting::<i32>::new(30);
+static INGEST_IDLE_EXIT_S: GucSetting<i32> = GucSetting::<i32>::new(60);
+static INGEST_MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(3);
+static INGEST_RETRY_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static LAUNCHER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
 static CHAT_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CHAT_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CHAT_API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -132,6 +138,50 @@ pub fn define() {
     define_serving();
     define_search();
     define_chat();
+    define_queue();
+}
+
+/// Background ingest: workers per database, how long they linger, retries of failed jobs.
+fn define_queue() {
+    let ints = [
+        (c"docchat.ingest_workers", c"Ingest workers per database that docchat_ingest_async may start.", &INGEST_WORKERS, 1, 64, GucContext::Sighup, GucFlags::default()),
+        (c"docchat.ingest_naptime", c"How often the ingest launcher looks for databases whose queue has no worker.", &INGEST_NAPTIME_S, 1, 86_400, GucContext::Sighup, GucFlags::UNIT_S),
+        (c"docchat.ingest_idle_exit", c"An ingest worker with nothing pending for this long exits.", &INGEST_IDLE_EXIT_S, 1, 86_400, GucContext::Sighup, GucFlags::UNIT_S),
+        (c"docchat.ingest_max_attempts", c"Attempts at a queued document before it is failed for good.", &INGEST_MAX_ATTEMPTS, 1, 100, GucContext::Userset, GucFlags::default()),
+        (c"docchat.ingest_retry_delay", c"Wait before the second attempt; each later one waits four times longer.", &INGEST_RETRY_DELAY_MS, 0, 86_400_000, GucContext::Userset, GucFlags::UNIT_MS),
+    ];
+    for (name, short, setting, min, max, context, flags) in ints {
+        GucRegistry::define_int_guc(name, short, c"", setting, min, max, context, flags);
+    }
+    GucRegistry::define_string_guc(
+        c"docchat.launcher_database",
+        c"Database the ingest launcher connects to, to list the others.",
+        c"",
+        &LAUNCHER_DATABASE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+}
+
+pub fn ingest_workers() -> i32 {
+    INGEST_WORKERS.get()
+}
+
+pub fn ingest_naptime() -> std::time::Duration {
+    std::time::Duration::from_secs(INGEST_NAPTIME_S.get() as u64)
+}
+
+pub fn ingest_idle_exit() -> std::time::Duration {
+    std::time::Duration::from_secs(INGEST_IDLE_EXIT_S.get() as u64)
+}
+
+/// (max attempts, delay before the second attempt in ms) for documents queued now.
+pub fn ingest_retries() -> (i32, i32) {
+    (INGEST_MAX_ATTEMPTS.get(), INGEST_RETRY_DELAY_MS.get())
+}
+
+pub fn launcher_database() -> String {
+    LAUNCHER_DATABASE.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "postgres".into())
 }
 
 /// Model serving: where models run and how the worker batches. Device and worker threads are

@@ -5,12 +5,13 @@ use super::error::{raise, OrRaise};
 use super::isolate::parse_isolated;
 use super::models::Model;
 use crate::settings;
-use docchat_core::chunk::{chunk_pages, Chunk};
+use docchat_core::chunk::{chunk_pages, Chunk, ChunkConfig};
+use docchat_core::parse::Parsed;
 use docchat_core::{DocError, ErrorKind};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn docchat_ingest(
@@ -24,6 +25,31 @@ fn docchat_ingest(
     model: default!(Option<&str>, "NULL"),
     force: default!(bool, "false"),
 ) -> Uuid {
+    let (content, user_metadata) = check_arguments(content, filename, metadata);
+    let model = Model::resolve(model);
+    let cfg = settings::chunk_config(chunk_size, chunk_overlap, model.max_seq_len);
+    let parsed = parse_isolated(content, filename, mime_type, settings::parse_options(password)).or_raise(filename);
+    // After parsing: the same bytes still need their password (and must still parse) to be found.
+    let sha256 = match claim_content(content, &model.name, force) {
+        Claim::Existing(id) => return id,
+        Claim::New { sha256 } => sha256,
+    };
+    let (chunks, embeddings) = chunk_and_embed(&parsed, &model, &cfg, &mut |_, _| {}).or_raise(filename);
+    // The bytes decide the format; a caller's mime type was only a hint.
+    let doc = NewDocument {
+        size: content.len(),
+        sha256: &sha256,
+        filename,
+        mime: parsed.format.mime_type(),
+        metadata: document_metadata(&parsed, user_metadata),
+        n_chars: parsed.n_chars(),
+        model: &model.name,
+    };
+    store(&doc, &chunks, embeddings)
+}
+
+/// Validates what docchat_ingest and docchat_ingest_async both take.
+pub(super) fn check_arguments<'a>(content: Option<&'a [u8]>, filename: Option<&str>, metadata: Option<JsonB>) -> (&'a [u8], Map<String, Value>) {
     let Some(content) = content else {
         raise(
             DocError::new(ErrorKind::NullValue, "document content is NULL")
@@ -32,7 +58,7 @@ fn docchat_ingest(
         )
     };
     let user_metadata = match metadata.map(|j| j.0) {
-        None | Some(Value::Null) => serde_json::Map::new(),
+        None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,
         Some(other) => raise(
             DocError::new(ErrorKind::InvalidArgument, format!("metadata must be a JSON object, got {other}")),
@@ -46,43 +72,44 @@ fn docchat_ingest(
             filename,
         );
     }
-    let model = Model::resolve(model);
-    let cfg = settings::chunk_config(chunk_size, chunk_overlap, model.max_seq_len);
-    let parsed = parse_isolated(content, filename, mime_type, settings::parse_options(password)).or_raise(filename);
-    // After parsing: the same bytes still need their password (and must still parse) to be found.
-    let sha256 = match claim_content(content, &model.name, force) {
-        Claim::Existing(id) => return id,
-        Claim::New { sha256 } => sha256,
-    };
-    let chunks = with_tokenizer(&model, |tok| chunk_pages(&parsed.pages, &cfg, |t| tok.pieces(t))).or_raise(filename);
-    if chunks.is_empty() {
-        let pages = parsed.pages.len();
-        raise(
-            DocError::new(ErrorKind::NoText, format!("no text found in the document ({pages} page(s) read)"))
-                .with_hint("neither a text layer nor OCR found text (blank pages, or only pictures and charts); for scans in other languages set docchat.ocr_languages"),
-            filename,
-        );
-    }
-    let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
-    let embeddings = embed_texts(&model, &texts).or_raise(filename);
-
-    let mut doc_metadata = parsed.metadata.clone();
-    doc_metadata.insert("format".into(), Value::from(parsed.format.name()));
-    doc_metadata.extend(user_metadata);
-    // The bytes decide the format; a caller's mime type was only a hint.
-    let doc = NewDocument {
-        size: content.len(),
-        sha256: &sha256,
-        filename,
-        mime: parsed.format.mime_type(),
-        metadata: doc_metadata,
-        n_chars: parsed.n_chars(),
-        model: &model.name,
-    };
-    store(&doc, &chunks, embeddings)
+    (content, user_metadata)
 }
 
-enum Claim {
+/// Texts embedded per progress report.
+const EMBED_STEP: usize = 256;
+
+/// Chunks the pages and embeds the chunks, telling `progress` (done, total) after each step.
+pub(super) fn chunk_and_embed(
+    parsed: &Parsed,
+    model: &Model,
+    cfg: &ChunkConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Vec<Chunk>, Vec<Vec<f32>>), DocError> {
+    let chunks = with_tokenizer(model, |tok| chunk_pages(&parsed.pages, cfg, |t| tok.pieces(t)))?;
+    if chunks.is_empty() {
+        let pages = parsed.pages.len();
+        return Err(DocError::new(ErrorKind::NoText, format!("no text found in the document ({pages} page(s) read)"))
+            .with_hint("neither a text layer nor OCR found text (blank pages, or only pictures and charts); for scans in other languages set docchat.ocr_languages"));
+    }
+    let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+    let mut embeddings = Vec::with_capacity(texts.len());
+    progress(0, texts.len());
+    for step in texts.chunks(EMBED_STEP) {
+        embeddings.extend(embed_texts(model, step)?);
+        progress(embeddings.len(), texts.len());
+    }
+    Ok((chunks, embeddings))
+}
+
+/// What the parser found, with the caller's metadata on top.
+pub(super) fn document_metadata(parsed: &Parsed, user_metadata: Map<String, Value>) -> Map<String, Value> {
+    let mut metadata = parsed.metadata.clone();
+    metadata.insert("format".into(), Value::from(parsed.format.name()));
+    metadata.extend(user_metadata);
+    metadata
+}
+
+pub(super) enum Claim {
     /// The caller already has a document with these bytes and this model.
     Existing(Uuid),
     New { sha256: Vec<u8> },
@@ -91,7 +118,7 @@ enum Claim {
 /// Hashes the bytes (once: a document may be 100 MB), serialises ingests of the same bytes by the
 /// same owner with the same model (a transaction-level advisory lock), then finds the document
 /// already holding them, unless `force`.
-fn claim_content(content: &[u8], model: &str, force: bool) -> Claim {
+pub(super) fn claim_content(content: &[u8], model: &str, force: bool) -> Claim {
     Spi::connect_mut(|client| {
         let sha256: Vec<u8> = client
             .update(
@@ -108,7 +135,7 @@ fn claim_content(content: &[u8], model: &str, force: bool) -> Claim {
         }
         let existing = client
             .select(
-                "SELECT id FROM docchat.documents WHERE owner = docchat.current_owner() AND model = $2 AND sha256 = $1 \
+                "SELECT id FROM docchat.documents WHERE owner = docchat.current_owner() AND model = $2 AND sha256 = $1 AND status <> 'failed' \
                  ORDER BY created_at, id LIMIT 1",
                 Some(1),
                 &[sha256.as_slice().into(), model.into()],
@@ -146,51 +173,55 @@ fn store(doc: &NewDocument, chunks: &[Chunk], embeddings: Vec<Vec<f32>>) -> Uuid
             doc.model.into(),
         ];
         // The language (detected, or the caller's metadata) picks the full-text configuration.
-        let (id, language) = client
+        let (id, owner, language) = client
             .update(
                 "INSERT INTO docchat.documents (filename, mime_type, size, sha256, metadata, n_chunks, n_chars, model, language) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, docchat.text_search_config($5->>'language')) RETURNING id, language",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, docchat.text_search_config($5->>'language')) RETURNING id, owner, language",
                 Some(1),
                 &args,
             )
-            .and_then(|t| t.first().get_two::<Uuid, String>())
+            .and_then(|t| t.first().get_three::<Uuid, String, String>())
             .unwrap_or_else(|e| spi_fail(e));
-        let (id, language) = (id.expect("the new document's id"), language.expect("its language"));
-        let insert = client
-            .prepare_mut(
-                "INSERT INTO docchat.chunks (document_id, chunk_index, content, char_start, char_end, page, n_tokens, heading, embedding, model, language) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                &[
-                    pg_sys::UUIDOID.into(),
-                    pg_sys::INT4OID.into(),
-                    pg_sys::TEXTOID.into(),
-                    pg_sys::INT4OID.into(),
-                    pg_sys::INT4OID.into(),
-                    pg_sys::INT4OID.into(),
-                    pg_sys::INT4OID.into(),
-                    pg_sys::TEXTOID.into(),
-                    pg_sys::FLOAT4ARRAYOID.into(),
-                    pg_sys::TEXTOID.into(),
-                    pg_sys::TEXTOID.into(),
-                ],
-            )
-            .unwrap_or_else(|e| spi_fail(e));
-        for (i, (chunk, embedding)) in chunks.iter().zip(embeddings).enumerate() {
-            let args: Vec<DatumWithOid> = vec![
-                id.into(),
-                (i as i32).into(),
-                chunk.text.as_str().into(),
-                (chunk.char_start as i32).into(),
-                (chunk.char_end as i32).into(),
-                chunk.page.map(|p| p as i32).into(),
-                (chunk.n_tokens as i32).into(),
-                chunk.heading.as_deref().into(),
-                embedding.into(),
-                doc.model.into(),
-                language.as_str().into(),
-            ];
-            client.update(&insert, None, &args).unwrap_or_else(|e| spi_fail(e));
-        }
+        let (id, owner, language) = (id.expect("the new document's id"), owner.expect("its owner"), language.expect("its language"));
+        insert_chunks(client, id, &owner, &language, doc.model, chunks, embeddings);
         id
     })
+}
+
+/// Every chunk of a document, with its owner given (an ingest worker is not the owner).
+pub(super) fn insert_chunks(
+    client: &mut pgrx::spi::SpiClient<'_>,
+    id: Uuid,
+    owner: &str,
+    language: &str,
+    model: &str,
+    chunks: &[Chunk],
+    embeddings: Vec<Vec<f32>>,
+) {
+    let spi_fail = |e: pgrx::spi::Error| -> ! { error!("docchat: storing the chunks failed: {e}") };
+    use pg_sys::{FLOAT4ARRAYOID as FLOATS, INT4OID as INT, TEXTOID as TEXT, UUIDOID as UUID};
+    let insert = client
+        .prepare_mut(
+            "INSERT INTO docchat.chunks (document_id, chunk_index, content, char_start, char_end, page, n_tokens, heading, embedding, model, language, owner) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            &[UUID, INT, TEXT, INT, INT, INT, INT, TEXT, FLOATS, TEXT, TEXT, TEXT].map(Into::into),
+        )
+        .unwrap_or_else(|e| spi_fail(e));
+    for (i, (chunk, embedding)) in chunks.iter().zip(embeddings).enumerate() {
+        let args: Vec<DatumWithOid> = vec![
+            id.into(),
+            (i as i32).into(),
+            chunk.text.as_str().into(),
+            (chunk.char_start as i32).into(),
+            (chunk.char_end as i32).into(),
+            chunk.page.map(|p| p as i32).into(),
+            (chunk.n_tokens as i32).into(),
+            chunk.heading.as_deref().into(),
+            embedding.into(),
+            model.into(),
+            language.into(),
+            owner.into(),
+        ];
+        client.update(&insert, None, &args).unwrap_or_else(|e| spi_fail(e));
+    }
 }

@@ -5,8 +5,11 @@ mod embed;
 mod error;
 mod health;
 mod ingest;
+mod ingest_async;
+mod ingest_job;
 mod isolate;
 mod models;
 mod worker_client;
 
 pub use chat::init_shared_memory;
+pub use ingest_job::{in_transaction, run_next_job};

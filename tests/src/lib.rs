@@ -4,6 +4,7 @@ pub mod fake_llm;
 
 use postgres::{Client, NoTls};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 pub fn port() -> u16 {
     std::env::var("DOCCHAT_TEST_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5434)
@@ -96,4 +97,25 @@ pub fn document_text(c: &mut Client, id: &str) -> String {
 /// The q-quantile (nearest rank) of ascending values, e.g. 0.5 and 0.95 for latency figures.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// Waits until a queued document has `status`; a document that fails instead ends the wait
+/// with its error.
+pub fn wait_for_status(c: &mut Client, id: &str, status: &str, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let row = c
+            .query_one(
+                "SELECT d.status, j.last_error FROM docchat.documents d LEFT JOIN docchat.ingest_jobs j ON j.document_id = d.id WHERE d.id = $1::text::uuid",
+                &[&id],
+            )
+            .unwrap();
+        let (now, error): (String, Option<String>) = (row.get(0), row.get(1));
+        if now == status {
+            return;
+        }
+        assert!(now != "failed", "document {id} failed while waiting for {status}: {error:?}");
+        assert!(started.elapsed() < within, "document {id} is still {now} after {within:?}, not {status} (last error {error:?})");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

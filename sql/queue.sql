@@ -1,0 +1,116 @@
+-- Background ingest: docchat_ingest_async queues a document here and ingest workers run it.
+-- The queue is a table, so a restart loses nothing. A worker owns a job while it holds the
+-- job's session advisory lock: a worker that dies (killed, crashed, server restarted) releases
+-- it, and the next worker runs the job again from the start. Chunks are written in the job's
+-- last transaction only, so a document is never left with some of its chunks.
+CREATE TABLE docchat.ingest_jobs (
+    document_id  uuid PRIMARY KEY REFERENCES docchat.documents (id) ON DELETE CASCADE,
+    owner        text NOT NULL DEFAULT docchat.current_owner(),
+    content      bytea,                        -- dropped once the document is ready
+    options      jsonb NOT NULL DEFAULT '{}',  -- filename, mime_type, metadata, chunk sizes, password
+    attempts     integer NOT NULL DEFAULT 0,
+    max_attempts integer NOT NULL CHECK (max_attempts >= 1),
+    retry_delay  interval NOT NULL,            -- before attempt n+1: retry_delay * 4^(n-1)
+    last_error   text,
+    run_after    timestamptz NOT NULL DEFAULT now(),
+    enqueued_at  timestamptz NOT NULL DEFAULT now(),
+    started_at   timestamptz,                  -- of the current (or last) attempt
+    phase_started_at timestamptz,              -- of its current status (parsing, embedding)
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz,                  -- ready or failed for good
+    pages_done   integer NOT NULL DEFAULT 0,
+    pages_total  integer,
+    chunks_done  integer NOT NULL DEFAULT 0,
+    chunks_total integer,
+    worker_pid   integer
+);
+CREATE INDEX ingest_jobs_pending_idx ON docchat.ingest_jobs (run_after, enqueued_at) WHERE finished_at IS NULL;
+ALTER TABLE docchat.ingest_jobs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE docchat.ingest_jobs FORCE ROW LEVEL SECURITY;
+CREATE POLICY ingest_jobs_owner ON docchat.ingest_jobs
+    USING (owner = (SELECT docchat.current_owner())) WITH CHECK (owner = (SELECT docchat.current_owner()));
+
+-- Every status change is announced at commit: LISTEN docchat_ingest gets '<id>:<status>'.
+CREATE FUNCTION docchat.notify_status() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM pg_catalog.pg_notify('docchat_ingest', NEW.id::text || ':' || NEW.status);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER documents_status_inserted AFTER INSERT ON docchat.documents
+    FOR EACH ROW EXECUTE FUNCTION docchat.notify_status();
+CREATE TRIGGER documents_status_changed AFTER UPDATE OF status ON docchat.documents
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION docchat.notify_status();
+
+-- The caller's queued and recent jobs. eta: time left, from the pace of the current phase.
+CREATE VIEW docchat.ingest_progress WITH (security_invoker = true) AS
+SELECT d.id AS document_id, d.filename, d.status, j.attempts, j.max_attempts, j.last_error,
+       j.pages_done, j.pages_total, j.chunks_done, j.chunks_total,
+       j.enqueued_at, j.started_at, j.updated_at, j.finished_at,
+       CASE WHEN d.status = 'embedding' AND j.chunks_done > 0 AND j.chunks_total >= j.chunks_done
+            THEN (now() - j.phase_started_at) * ((j.chunks_total - j.chunks_done)::float8 / j.chunks_done)
+       END AS eta
+FROM docchat.ingest_jobs j JOIN docchat.documents d ON d.id = j.document_id;
+
+CREATE FUNCTION docchat.job_lock_key(document_id uuid) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT pg_catalog.hashtextextended('docchat ingest job ' || document_id::text, 0) $$;
+
+-- For ingest workers: the next due job whose lock is free, marked parsing. A job still pending
+-- after its last attempt lost its worker (killed, crashed, restarted): it fails instead.
+CREATE FUNCTION docchat.claim_ingest_job() RETURNS uuid
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j record;
+BEGIN
+    FOR j IN SELECT q.document_id, q.attempts, q.max_attempts FROM docchat.ingest_jobs q
+             WHERE q.finished_at IS NULL AND q.run_after <= now()
+             ORDER BY q.run_after, q.enqueued_at
+             FOR UPDATE SKIP LOCKED LIMIT 32
+    LOOP
+        CONTINUE WHEN NOT pg_try_advisory_lock(docchat.job_lock_key(j.document_id));
+        IF j.attempts >= j.max_attempts THEN
+            PERFORM docchat.fail_ingest_job(j.document_id,
+                format('the ingest worker stopped during attempt %s of %s (killed, crashed or the server restarted)', j.attempts, j.max_attempts),
+                true);
+            PERFORM pg_advisory_unlock(docchat.job_lock_key(j.document_id));
+            CONTINUE;
+        END IF;
+        UPDATE docchat.ingest_jobs SET attempts = attempts + 1, started_at = now(), phase_started_at = now(),
+               updated_at = now(), worker_pid = pg_backend_pid(), pages_done = 0, pages_total = NULL,
+               chunks_done = 0, chunks_total = NULL
+        WHERE document_id = j.document_id;
+        UPDATE docchat.documents SET status = 'parsing' WHERE id = j.document_id;
+        RETURN j.document_id;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+-- A failed attempt: queued again after the backoff, or failed for good when the error is the
+-- document's own (permanent) or the attempts are used up.
+CREATE FUNCTION docchat.fail_ingest_job(id uuid, error text, permanent boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    done boolean;
+BEGIN
+    UPDATE docchat.ingest_jobs j SET last_error = error, updated_at = now(), worker_pid = NULL,
+           finished_at = CASE WHEN permanent OR j.attempts >= j.max_attempts THEN now() END,
+           run_after = now() + j.retry_delay * power(4, greatest(j.attempts - 1, 0)),
+           options = CASE WHEN permanent OR j.attempts >= j.max_attempts THEN j.options - 'password' ELSE j.options END
+    WHERE j.document_id = id
+    RETURNING j.finished_at IS NOT NULL INTO done;
+    UPDATE docchat.documents SET status = CASE WHEN done THEN 'failed' ELSE 'queued' END WHERE documents.id = fail_ingest_job.id;
+END
+$$;
+
+-- For the async path and docchat.stats: jobs not yet finished in this database.
+CREATE FUNCTION docchat.pending_jobs() RETURNS bigint
+LANGUAGE sql STABLE
+AS $$ SELECT count(*) FROM docchat.ingest_jobs WHERE finished_at IS NULL $$;

@@ -1,0 +1,168 @@
+//! One queued document, run by an ingest worker: claim → parse → chunk and embed (progress
+//! committed as it goes) → chunks and status `ready` in one last transaction. A failure queues
+//! the job again after its backoff, or fails it for good: at once when the document itself is
+//! at fault (corrupt, unsupported, no text), else after its last attempt.
+use super::ingest::{chunk_and_embed, document_metadata, insert_chunks};
+use super::isolate::parse_isolated;
+use super::models::Model;
+use crate::settings;
+use docchat_core::chunk::Chunk;
+use docchat_core::parse::Parsed;
+use docchat_core::{DocError, ErrorKind};
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgTryBuilder, Uuid};
+use serde_json::{Map, Value};
+
+/// Runs `f` in a transaction of its own (a worker is not in one between steps).
+pub fn in_transaction<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: called from a background worker's main loop, outside any transaction.
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let result = f();
+    unsafe {
+        pg_sys::PopActiveSnapshot();
+        pg_sys::CommitTransactionCommand();
+    }
+    result
+}
+
+struct Job {
+    id: Uuid,
+    content: Vec<u8>,
+    options: Map<String, Value>,
+    model: Model,
+}
+
+impl Job {
+    fn option(&self, key: &str) -> Option<&str> {
+        self.options.get(key).and_then(Value::as_str)
+    }
+    fn option_i32(&self, key: &str) -> Option<i32> {
+        self.options.get(key).and_then(Value::as_i64).map(|v| v as i32)
+    }
+}
+
+/// Claims the next due job and runs it; false when none is due.
+pub fn run_next_job() -> bool {
+    let Some(id) = in_transaction(|| Spi::get_one::<Uuid>("SELECT docchat.claim_ingest_job()").unwrap_or_else(|e| error!("docchat: claiming a job failed: {e}")))
+    else {
+        return false;
+    };
+    let outcome = PgTryBuilder::new(|| run(id))
+        .catch_others(|e| {
+            // A Postgres ERROR inside a step: leave that step's transaction, keep the job's lock.
+            unsafe { pg_sys::AbortCurrentTransaction() };
+            let message = match e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r.message().to_string(),
+                CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+            };
+            Err(DocError::new(ErrorKind::ModelFailure, message))
+        })
+        .execute();
+    in_transaction(|| {
+        if let Err(e) = outcome {
+            let permanent = !matches!(e.kind, ErrorKind::ModelUnavailable | ErrorKind::ModelFailure | ErrorKind::WorkerUnavailable | ErrorKind::Cancelled);
+            let text = match &e.hint {
+                Some(hint) => format!("{} (hint: {hint})", e.message),
+                None => e.message.clone(),
+            };
+            Spi::run_with_args("SELECT docchat.fail_ingest_job($1, $2, $3)", &[id.into(), text.as_str().into(), permanent.into()])
+                .unwrap_or_else(|e| error!("docchat: recording a failed job failed: {e}"));
+        }
+        Spi::run_with_args("SELECT pg_advisory_unlock(docchat.job_lock_key($1))", &[id.into()])
+            .unwrap_or_else(|e| error!("docchat: unlocking a job failed: {e}"));
+    });
+    true
+}
+
+fn run(id: Uuid) -> Result<(), DocError> {
+    let Some(job) = in_transaction(|| load(id)) else { return Ok(()) };
+    let parsed = parse_isolated(&job.content, job.option("filename"), job.option("mime_type"), settings::parse_options(job.option("password")))?;
+    let pages = parsed.pages.len() as i32;
+    in_transaction(|| {
+        Spi::run_with_args(
+            "UPDATE docchat.ingest_jobs SET pages_done = $2, pages_total = $2, phase_started_at = now(), updated_at = now() WHERE document_id = $1; \
+             UPDATE docchat.documents SET status = 'embedding' WHERE id = $1",
+            &[id.into(), pages.into()],
+        )
+        .unwrap_or_else(|e| error!("docchat: recording progress failed: {e}"))
+    });
+    let cfg = settings::chunk_config(job.option_i32("chunk_size"), job.option_i32("chunk_overlap"), job.model.max_seq_len);
+    let mut report = |done: usize, total: usize| {
+        in_transaction(|| {
+            Spi::run_with_args(
+                "UPDATE docchat.ingest_jobs SET chunks_done = $2, chunks_total = $3, updated_at = now() WHERE document_id = $1",
+                &[id.into(), (done as i32).into(), (total as i32).into()],
+            )
+            .unwrap_or_else(|e| error!("docchat: recording progress failed: {e}"))
+        })
+    };
+    let (chunks, embeddings) = chunk_and_embed(&parsed, &job.model, &cfg, &mut report)?;
+    in_transaction(|| finish(&job, &parsed, &chunks, embeddings));
+    Ok(())
+}
+
+/// The job's bytes and settings; None when its document was deleted meanwhile.
+fn load(id: Uuid) -> Option<Job> {
+    let row = Spi::connect(|client| {
+        let t = client.select(
+            "SELECT j.content, j.options, d.model FROM docchat.ingest_jobs j JOIN docchat.documents d ON d.id = j.document_id \
+             WHERE j.document_id = $1",
+            Some(1),
+            &[id.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let row = t.first();
+        Ok::<_, pgrx::spi::Error>(Some((row.get::<Vec<u8>>(1)?, row.get::<JsonB>(2)?, row.get::<String>(3)?)))
+    })
+    .unwrap_or_else(|e| error!("docchat: loading a job failed: {e}"))?;
+    let (Some(content), Some(options), Some(model)) = row else { return None };
+    let options = match options.0 {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    Some(Job { id, content, options, model: Model::resolve(Some(&model)) })
+}
+
+/// The chunks and the document's final state, together; a document deleted meanwhile is left alone.
+fn finish(job: &Job, parsed: &Parsed, chunks: &[Chunk], embeddings: Vec<Vec<f32>>) {
+    let fail = |e: pgrx::spi::Error| -> ! { error!("docchat: storing the document failed: {e}") };
+    let user_metadata = match job.options.get("metadata") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    let metadata = Value::Object(document_metadata(parsed, user_metadata));
+    Spi::connect_mut(|client| {
+        let t = client
+            .update(
+                "UPDATE docchat.documents SET status = 'ready', mime_type = $2, metadata = $3, n_chunks = $4, n_chars = $5, \
+                        language = docchat.text_search_config($3->>'language') \
+                 WHERE id = $1 RETURNING owner, language",
+                Some(1),
+                &[job.id.into(), parsed.format.mime_type().into(), JsonB(metadata).into(), (chunks.len() as i32).into(), (parsed.n_chars() as i32).into()],
+            )
+            .unwrap_or_else(|e| fail(e));
+        if t.is_empty() {
+            return;
+        }
+        let (owner, language) = t.first().get_two::<String, String>().unwrap_or_else(|e| fail(e));
+        let (owner, language) = (owner.expect("owner"), language.expect("language"));
+        // An earlier attempt never committed chunks; this makes sure of it.
+        client.update("DELETE FROM docchat.chunks WHERE document_id = $1", None, &[job.id.into()]).unwrap_or_else(|e| fail(e));
+        insert_chunks(client, job.id, &owner, &language, &job.model.name, chunks, embeddings);
+        client
+            .update(
+                "UPDATE docchat.ingest_jobs SET finished_at = now(), updated_at = now(), content = NULL, options = options - 'password', \
+                        chunks_done = $2, chunks_total = $2, worker_pid = NULL, last_error = NULL WHERE document_id = $1",
+                None,
+                &[job.id.into(), (chunks.len() as i32).into()],
+            )
+            .unwrap_or_else(|e| fail(e));
+    });
+}

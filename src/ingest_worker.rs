@@ -1,0 +1,167 @@
+//! The processes behind docchat_ingest_async. Each database gets up to docchat.ingest_workers
+//! dynamic background workers (`docchat ingest worker`), started by the session that queues a
+//! document and by the launcher (`docchat ingest launcher`, with the server), which looks every
+//! docchat.ingest_naptime for databases whose queue has no worker, after a restart too.
+//! A worker leaves after docchat.ingest_idle_exit with nothing pending.
+use crate::api::{in_transaction, run_next_job};
+use crate::settings;
+use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
+use pgrx::prelude::*;
+use std::time::{Duration, Instant};
+
+pub const WORKER_TYPE: &str = "docchat ingest worker";
+const LAUNCHER_TYPE: &str = "docchat ingest launcher";
+/// Advisory lock class of the worker slots (the ASCII of "dcIW").
+const SLOT_LOCK_CLASS: i32 = 0x6463_4957;
+const POLL: Duration = Duration::from_millis(200);
+
+/// From _PG_init, when preloading.
+pub fn register_launcher() {
+    BackgroundWorkerBuilder::new(LAUNCHER_TYPE)
+        .set_type(LAUNCHER_TYPE)
+        .set_library("docchat")
+        .set_function("docchat_ingest_launcher_main")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+/// From a session that queued a document: workers for its database, if it has too few.
+pub fn ensure_workers() {
+    let running = Spi::get_one::<i64>(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = '{WORKER_TYPE}' AND datid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(0);
+    // SAFETY: the id of the database this backend is connected to.
+    let database = unsafe { pg_sys::MyDatabaseId };
+    for _ in running..settings::ingest_workers() as i64 {
+        if !start_worker(database) {
+            warning!("docchat: no background worker slot is free (max_worker_processes); the document stays queued until one is");
+            break;
+        }
+    }
+}
+
+fn start_worker(database: pg_sys::Oid) -> bool {
+    BackgroundWorkerBuilder::new(WORKER_TYPE)
+        .set_type(WORKER_TYPE)
+        .set_library("docchat")
+        .set_function("docchat_ingest_worker_main")
+        .set_argument(Some(pg_sys::Datum::from(u32::from(database))))
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(None)
+        .load_dynamic()
+        .is_ok()
+}
+
+// The C handlers themselves (pg_sys wraps them as Rust functions, which signals cannot call).
+unsafe extern "C-unwind" {
+    #[link_name = "die"]
+    fn pg_die(signal: libc::c_int);
+    #[link_name = "SignalHandlerForConfigReload"]
+    fn pg_reload_handler(signal: libc::c_int);
+}
+
+/// Postgres' own handlers: SIGTERM ends the process at the next interrupt check (mid-job too,
+/// the job is retried), SIGHUP rereads the configuration.
+fn attach_signals() {
+    // SAFETY: standard handlers, installed before signals are unblocked.
+    unsafe {
+        pg_sys::pqsignal(libc::SIGHUP as i32, Some(pg_reload_handler));
+        pg_sys::pqsignal(libc::SIGTERM as i32, Some(pg_die));
+        pg_sys::BackgroundWorkerUnblockSignals();
+    }
+}
+
+/// Sleeps until the timeout or a latch set; serves SIGTERM (exits) and SIGHUP.
+fn nap(timeout: Duration) {
+    // SAFETY: the process latch, main thread.
+    unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+            timeout.as_millis() as libc::c_long,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+    }
+    pg_sys::check_for_interrupts!();
+    // SAFETY: a flag the SIGHUP handler sets.
+    if unsafe { std::ptr::read_volatile(std::ptr::addr_of!(pg_sys::ConfigReloadPending)) } != 0 {
+        unsafe {
+            pg_sys::ConfigReloadPending = 0;
+            pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP);
+        }
+    }
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn docchat_ingest_launcher_main(_arg: pg_sys::Datum) {
+    attach_signals();
+    pgrx::bgworkers::BackgroundWorker::connect_worker_to_spi(Some(&settings::launcher_database()), None);
+    loop {
+        let orphaned: Vec<u32> = in_transaction(|| {
+            Spi::connect(|client| {
+                client
+                    .select(
+                        &format!(
+                            "SELECT d.oid::int8 FROM pg_database d WHERE d.datallowconn AND NOT d.datistemplate \
+                             AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.backend_type = '{WORKER_TYPE}' AND a.datid = d.oid)"
+                        ),
+                        None,
+                        &[],
+                    )?
+                    .map(|row| row.get::<i64>(1).map(|oid| oid.unwrap_or(0) as u32))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap_or_else(|e| error!("docchat ingest launcher: listing databases failed: {e}"))
+        });
+        // A worker for a database without docchat, or with nothing queued, leaves at once.
+        for oid in orphaned {
+            start_worker(pg_sys::Oid::from(oid));
+        }
+        nap(settings::ingest_naptime());
+    }
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn docchat_ingest_worker_main(arg: pg_sys::Datum) {
+    attach_signals();
+    let database = pg_sys::Oid::from(arg.value() as u32);
+    pgrx::bgworkers::BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
+    if !in_transaction(take_slot) {
+        return;
+    }
+    let mut idle_since = Instant::now();
+    loop {
+        pg_sys::check_for_interrupts!();
+        if run_next_job() {
+            idle_since = Instant::now();
+            continue;
+        }
+        if idle_since.elapsed() >= settings::ingest_idle_exit() && in_transaction(pending_jobs) == 0 {
+            return;
+        }
+        nap(POLL);
+    }
+}
+
+/// This database has docchat's queue (a version with it) and one of its docchat.ingest_workers
+/// slots is free (a session advisory lock, released when this process ends).
+fn take_slot() -> bool {
+    let installed = Spi::get_one::<bool>("SELECT to_regprocedure('docchat.claim_ingest_job()') IS NOT NULL").ok().flatten() == Some(true);
+    installed
+        && (0..settings::ingest_workers()).any(|slot| {
+            Spi::get_one_with_args::<bool>("SELECT pg_try_advisory_lock($1, $2)", &[SLOT_LOCK_CLASS.into(), slot.into()]).ok().flatten() == Some(true)
+        })
+}
+
+fn pending_jobs() -> i64 {
+    Spi::get_one::<i64>("SELECT docchat.pending_jobs()").ok().flatten().unwrap_or(0)
+}

@@ -1,0 +1,148 @@
+//! docchat_ingest_async: the document is queued at once and ingest workers bring it to `ready`
+//! with the same chunks as docchat_ingest; progress, NOTIFY, retries, poison jobs, RLS.
+use docchat_tests::*;
+use postgres::{Client, NoTls};
+use postgres::fallible_iterator::FallibleIterator;
+use std::time::Duration;
+
+const PDF: &str = "corpus/pdf/pdfjs__tracemonkey.pdf";
+
+#[test]
+fn async_ingest_reports_progress_and_ends_like_the_sync_one() {
+    let mut c = fresh_db("t_queue_basic");
+    let bytes = read_shared(PDF);
+    let mut listener = Client::connect(&format!("host=127.0.0.1 port={} user=postgres dbname=t_queue_basic", port()), NoTls).unwrap();
+    listener.batch_execute("LISTEN docchat_ingest").unwrap();
+
+    let mut tx = c.transaction().unwrap();
+    let id: String = tx.query_one("SELECT docchat_ingest_async($1, 'tracemonkey.pdf')::text", &[&bytes]).unwrap().get(0);
+    let status: String = tx.query_one("SELECT status FROM docchat.documents WHERE id = $1::text::uuid", &[&id]).unwrap().get(0);
+    assert_eq!(status, "queued");
+    tx.commit().unwrap();
+    // The same bytes again: the queued document, not a second one.
+    let again: String = c.query_one("SELECT docchat_ingest_async($1, 'again.pdf')::text", &[&bytes]).unwrap().get(0);
+    assert_eq!(again, id);
+
+    wait_for_status(&mut c, &id, "ready", Duration::from_secs(180));
+    let mut seen = Vec::new();
+    let mut notes = listener.notifications();
+    let mut it = notes.timeout_iter(Duration::from_secs(2));
+    while let Some(n) = it.next().unwrap() {
+        seen.push(n.payload().to_string());
+    }
+    assert_eq!(seen, ["queued", "parsing", "embedding", "ready"].map(|s| format!("{id}:{s}")));
+
+    let p = c
+        .query_one(
+            "SELECT attempts, pages_done, pages_total, chunks_done, chunks_total, last_error, started_at <= finished_at, \
+                    (SELECT content IS NULL FROM docchat.ingest_jobs WHERE document_id = $1::text::uuid) \
+             FROM docchat.ingest_progress WHERE document_id = $1::text::uuid",
+            &[&id],
+        )
+        .unwrap();
+    let (attempts, pages_done, pages_total, chunks_done, chunks_total): (i32, i32, Option<i32>, i32, Option<i32>) =
+        (p.get(0), p.get(1), p.get(2), p.get(3), p.get(4));
+    assert_eq!((attempts, pages_done, pages_total), (1, 14, Some(14)));
+    assert_eq!(p.get::<_, Option<String>>(5), None);
+    assert!(p.get::<_, bool>(6));
+    assert!(p.get::<_, bool>(7), "the bytes are dropped once the document is ready");
+
+    // The synchronous path stores exactly the same chunks.
+    let sync: String = c.query_one("SELECT docchat_ingest($1, 'tracemonkey.pdf', force => true)::text", &[&bytes]).unwrap().get(0);
+    let chunks = |c: &mut Client, id: &str| -> Vec<(i32, String, Option<i32>)> {
+        c.query("SELECT chunk_index, content, page FROM docchat.chunks WHERE document_id = $1::text::uuid ORDER BY chunk_index", &[&id])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    };
+    let (a, s) = (chunks(&mut c, &id), chunks(&mut c, &sync));
+    assert_eq!(a, s);
+    assert_eq!((chunks_done, chunks_total), (a.len() as i32, Some(a.len() as i32)));
+    let doc = |c: &mut Client, id: &str| -> String {
+        c.query_one("SELECT concat_ws(' | ', status, mime_type, n_chunks, n_chars, metadata, language, owner, model) FROM docchat.documents WHERE id = $1::text::uuid", &[&id])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(doc(&mut c, &id), doc(&mut c, &sync));
+    let workers: i64 = c
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'docchat ingest worker' AND datname = current_database()", &[])
+        .unwrap()
+        .get(0);
+    assert!((1..=2).contains(&workers), "{workers} ingest workers");
+}
+
+#[test]
+fn poison_jobs_fail_after_their_attempts_while_others_complete() {
+    let mut c = fresh_db("t_queue_poison");
+    // A model whose files are missing: every attempt fails the same way, as a broken install would.
+    c.batch_execute(
+        "INSERT INTO docchat.models (name, dimension, max_seq_length, dir) VALUES ('missing-model', 384, 256, 'no-such-model-dir');
+         SET docchat.ingest_max_attempts = 3; SET docchat.ingest_retry_delay = 200",
+    )
+    .unwrap();
+    let poison: String = c.query_one("SELECT docchat_ingest_async('some text'::bytea, 'p.txt', model => 'missing-model')::text", &[]).unwrap().get(0);
+    // Bytes that only the parser can tell are broken fail at once: retrying cannot help.
+    let mut broken = read_shared(PDF);
+    broken.truncate(3000);
+    let corrupt: String = c.query_one("SELECT docchat_ingest_async($1, 'broken.pdf')::text", &[&broken]).unwrap().get(0);
+    let good: String = c
+        .query_one("SELECT docchat_ingest_async('A note about apples and pears, with enough words to chunk.'::bytea, 'good.txt')::text", &[])
+        .unwrap()
+        .get(0);
+
+    wait_for_status(&mut c, &good, "ready", Duration::from_secs(60));
+    wait_for_status(&mut c, &corrupt, "failed", Duration::from_secs(60));
+    wait_for_status(&mut c, &poison, "failed", Duration::from_secs(60));
+    let job = |c: &mut Client, id: &str| -> (i32, String) {
+        let r = c.query_one("SELECT attempts, last_error FROM docchat.ingest_progress WHERE document_id = $1::text::uuid", &[&id]).unwrap();
+        (r.get(0), r.get(1))
+    };
+    let (attempts, error) = job(&mut c, &poison);
+    assert_eq!(attempts, 3);
+    assert!(error.contains("no-such-model-dir"), "{error}");
+    let sync_error = c.query_one("SELECT docchat_ingest($1, 'broken.pdf')", &[&broken]).unwrap_err();
+    let (attempts, error) = job(&mut c, &corrupt);
+    assert_eq!(attempts, 1);
+    let db = sync_error.as_db_error().unwrap();
+    assert_eq!(error, format!("{} (hint: {})", db.message().trim_start_matches("broken.pdf: "), db.hint().unwrap()));
+    let chunks: i64 = c.query_one("SELECT count(*) FROM docchat.chunks WHERE document_id IN ($1::text::uuid, $2::text::uuid)", &[&poison, &corrupt]).unwrap().get(0);
+    assert_eq!(chunks, 0);
+    // A failed document is not a duplicate: the same bytes can be queued again.
+    let retried: String = c.query_one("SELECT docchat_ingest_async($1, 'broken.pdf')::text", &[&broken]).unwrap().get(0);
+    assert_ne!(retried, corrupt);
+}
+
+#[test]
+fn queue_errors_rls_and_delete() {
+    let mut c = fresh_db("t_queue_rls");
+    create_role(&mut c, "queue_alice", false);
+    create_role(&mut c, "queue_bob", false);
+    for (sql, code) in [
+        ("SELECT docchat_ingest_async(NULL)", "22004"),
+        ("SELECT docchat_ingest_async(''::bytea)", "22023"),
+        ("SELECT docchat_ingest_async('\\x1f8b0800'::bytea)", "0A000"),
+        ("SELECT docchat_ingest_async('text'::bytea, chunk_size => 100, chunk_overlap => 100)", "22023"),
+        ("SELECT docchat_ingest_async('text'::bytea, model => 'nope')", "22023"),
+    ] {
+        assert_eq!(sqlstate(&c.batch_execute(sql).unwrap_err()), code, "{sql}");
+    }
+    let queued: i64 = c.query_one("SELECT count(*) FROM docchat.ingest_jobs", &[]).unwrap().get(0);
+    assert_eq!(queued, 0, "a refused document queues nothing");
+
+    c.batch_execute("SET ROLE queue_alice").unwrap();
+    let mut tx = c.transaction().unwrap();
+    let id: String = tx.query_one("SELECT docchat_ingest_async('Alice''s private notes on the merger.'::bytea, 'a.txt')::text", &[]).unwrap().get(0);
+    // Deleted before any worker saw it: the job goes with the document.
+    let deleted: bool = tx.query_one("SELECT docchat_delete($1::text::uuid)", &[&id]).unwrap().get(0);
+    assert!(deleted);
+    tx.commit().unwrap();
+    let id: String = c.query_one("SELECT docchat_ingest_async('Alice''s notes on the merger, kept.'::bytea, 'a.txt')::text", &[]).unwrap().get(0);
+    wait_for_status(&mut c, &id, "ready", Duration::from_secs(60));
+    let mine: i64 = c.query_one("SELECT count(*) FROM docchat.ingest_progress", &[]).unwrap().get(0);
+    assert_eq!(mine, 1);
+    c.batch_execute("RESET ROLE; SET ROLE queue_bob").unwrap();
+    let theirs: i64 = c.query_one("SELECT count(*) FROM docchat.ingest_progress", &[]).unwrap().get(0);
+    let jobs: i64 = c.query_one("SELECT count(*) FROM docchat.ingest_jobs", &[]).unwrap().get(0);
+    assert_eq!((theirs, jobs), (0, 0));
+}
