@@ -2,7 +2,7 @@
 # cluster.sh DATADIR PORT start|stop|restart: a local cluster with docchat preloaded,
 # listening on 127.0.0.1 only, superuser postgres, trusted local connections (a dev cluster).
 source "$(dirname "$0")/env.sh"
-datadir=$1 port=$2 action=$3
+datadir=$(realpath -m "$1") port=$2 action=$3
 if [ "$action" = stop ]; then
   [ -f "$datadir/postmaster.pid" ] && as_pg pg_ctl -D "$datadir" -m fast -w stop >/dev/null
   exit 0
