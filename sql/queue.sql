@@ -22,6 +22,7 @@ CREATE TABLE docchat.ingest_jobs (
     pages_total  integer,
     chunks_done  integer NOT NULL DEFAULT 0,
     chunks_total integer,
+    chunks_cached integer NOT NULL DEFAULT 0,   -- embeddings reused from the owner's identical chunks
     worker_pid   integer
 );
 CREATE INDEX ingest_jobs_pending_idx ON docchat.ingest_jobs (run_after, enqueued_at) WHERE finished_at IS NULL;
@@ -47,7 +48,7 @@ CREATE TRIGGER documents_status_changed AFTER UPDATE OF status ON docchat.docume
 -- The caller's queued and recent jobs. eta: time left, from the pace of the current phase.
 CREATE VIEW docchat.ingest_progress WITH (security_invoker = true) AS
 SELECT d.id AS document_id, d.filename, d.status, j.attempts, j.max_attempts, j.last_error,
-       j.pages_done, j.pages_total, j.chunks_done, j.chunks_total,
+       j.pages_done, j.pages_total, j.chunks_done, j.chunks_total, j.chunks_cached,
        j.enqueued_at, j.started_at, j.updated_at, j.finished_at,
        CASE WHEN d.status = 'embedding' AND j.chunks_done > 0 AND j.chunks_total >= j.chunks_done
             THEN (now() - j.phase_started_at) * ((j.chunks_total - j.chunks_done)::float8 / j.chunks_done)
@@ -114,3 +115,22 @@ $$;
 CREATE FUNCTION docchat.pending_jobs() RETURNS bigint
 LANGUAGE sql STABLE
 AS $$ SELECT count(*) FROM docchat.ingest_jobs WHERE finished_at IS NULL $$;
+
+-- The caller's figures (a superuser's: everyone's): documents by status, chunks, the queue,
+-- chunks embedded per second over the last minute, search latency over the last hour.
+CREATE VIEW docchat.stats WITH (security_invoker = true) AS
+SELECT
+    (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
+        (SELECT status, count(*) AS n FROM docchat.documents GROUP BY status) s) AS documents_by_status,
+    (SELECT count(*) FROM docchat.chunks) AS chunks,
+    (SELECT count(*) FROM docchat.ingest_jobs WHERE finished_at IS NULL) AS queue_depth,
+    (SELECT count(*) FROM docchat.ingest_jobs j JOIN docchat.documents d ON d.id = j.document_id
+      WHERE d.status = 'failed') AS failed_jobs,
+    (SELECT now() - min(enqueued_at) FROM docchat.ingest_jobs WHERE finished_at IS NULL) AS oldest_pending_age,
+    (SELECT round(coalesce(sum(n_chunks), 0) / 60.0, 2) FROM docchat.documents
+      WHERE ingested_at > now() - interval '1 minute') AS embeddings_per_second,
+    (SELECT count(*) FROM docchat.searches WHERE created_at > now() - interval '1 hour') AS searches_last_hour,
+    (SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM duration)))::numeric * 1000, 2)
+       FROM docchat.searches WHERE created_at > now() - interval '1 hour') AS search_p50_ms,
+    (SELECT round((percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM duration)))::numeric * 1000, 2)
+       FROM docchat.searches WHERE created_at > now() - interval '1 hour') AS search_p95_ms;

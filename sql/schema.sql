@@ -101,7 +101,8 @@ CREATE TABLE docchat.documents (
     n_chars     integer NOT NULL DEFAULT 0,
     model       text NOT NULL REFERENCES docchat.models (name),
     language    text NOT NULL DEFAULT 'pg_catalog.simple',  -- text search configuration
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    ingested_at timestamptz DEFAULT now()  -- when it became ready (NULL while queued)
 );
 CREATE INDEX documents_owner_created_idx ON docchat.documents (owner, created_at DESC);
 CREATE INDEX documents_owner_sha256_idx ON docchat.documents (owner, sha256);
@@ -124,6 +125,8 @@ CREATE TABLE docchat.chunks (
     fts         tsvector GENERATED ALWAYS AS (docchat.to_fts(language, content)) STORED,
     PRIMARY KEY (document_id, chunk_index)
 );
+-- The embedding cache: a text this owner already has embedded with this model is not embedded again.
+CREATE INDEX chunks_owner_model_text_idx ON docchat.chunks (owner, model, md5(content));
 CREATE INDEX chunks_owner_idx ON docchat.chunks (owner);
 CREATE INDEX chunks_fts_idx ON docchat.chunks USING gin (fts);
 

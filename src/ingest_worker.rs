@@ -110,7 +110,7 @@ pub extern "C-unwind" fn docchat_ingest_launcher_main(_arg: pg_sys::Datum) {
                 client
                     .select(
                         &format!(
-                            "SELECT d.oid::int8 FROM pg_database d WHERE d.datallowconn AND NOT d.datistemplate \
+                            "SELECT d.oid::int8 FROM pg_database d WHERE d.datallowconn AND NOT d.datistemplate AND d.datconnlimit <> -2 \
                              AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.backend_type = '{WORKER_TYPE}' AND a.datid = d.oid)"
                         ),
                         None,

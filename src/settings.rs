@@ -31,6 +31,7 @@ pub static WORKER_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
 static KEYWORD_WEIGHT: GucSetting<f64> = GucSetting::<f64>::new(1.0);
 static EXACT_SEARCH_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static LOG_SEARCHES: GucSetting<bool> = GucSetting::<bool>::new(true);
+static QUERY_CACHE_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 static INGEST_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
 static INGEST_NAPTIME_S: GucSetting<i32> = GucSetting::<i32>::new(30);
 static INGEST_IDLE_EXIT_S: GucSetting<i32> = GucSetting::<i32>::new(60);
@@ -148,6 +149,7 @@ fn define_queue() {
         (c"docchat.ingest_naptime", c"How often the ingest launcher looks for databases whose queue has no worker.", &INGEST_NAPTIME_S, 1, 86_400, GucContext::Sighup, GucFlags::UNIT_S),
         (c"docchat.ingest_idle_exit", c"An ingest worker with nothing pending for this long exits.", &INGEST_IDLE_EXIT_S, 1, 86_400, GucContext::Sighup, GucFlags::UNIT_S),
         (c"docchat.ingest_max_attempts", c"Attempts at a queued document before it is failed for good.", &INGEST_MAX_ATTEMPTS, 1, 100, GucContext::Userset, GucFlags::default()),
+        (c"docchat.query_cache_ms", c"A session reuses the vector of a query it embedded this recently (0: never).", &QUERY_CACHE_MS, 0, 86_400_000, GucContext::Userset, GucFlags::UNIT_MS),
         (c"docchat.ingest_retry_delay", c"Wait before the second attempt; each later one waits four times longer.", &INGEST_RETRY_DELAY_MS, 0, 86_400_000, GucContext::Userset, GucFlags::UNIT_MS),
     ];
     for (name, short, setting, min, max, context, flags) in ints {
@@ -161,6 +163,10 @@ fn define_queue() {
         GucContext::Postmaster,
         GucFlags::default(),
     );
+}
+
+pub fn query_cache_window() -> std::time::Duration {
+    std::time::Duration::from_millis(QUERY_CACHE_MS.get() as u64)
 }
 
 pub fn ingest_workers() -> i32 {

@@ -9,6 +9,7 @@ use docchat_core::{DocError, ErrorKind};
 use parking_lot::Mutex;
 use pgrx::prelude::*;
 use std::path::PathBuf;
+use std::time::Instant;
 
 struct Loaded<T> {
     path: PathBuf,
@@ -17,6 +18,43 @@ struct Loaded<T> {
 
 static MODEL: Mutex<Option<Loaded<Embedder>>> = Mutex::new(None);
 static TOKENIZER: Mutex<Option<Loaded<TextTokenizer>>> = Mutex::new(None);
+
+/// This session's recent single-text embeddings (search queries, mostly): a query repeated
+/// within docchat.query_cache_ms reuses its vector instead of running the model again.
+struct QueryCache {
+    entries: Vec<(Instant, String, String, Vec<f32>)>,
+    hits: u64,
+}
+const QUERY_CACHE_ENTRIES: usize = 64;
+static QUERY_CACHE: Mutex<QueryCache> = Mutex::new(QueryCache { entries: Vec::new(), hits: 0 });
+
+fn embed_query(model: &Model, text: &str) -> Result<Vec<f32>, DocError> {
+    let window = settings::query_cache_window();
+    if window.is_zero() {
+        return embed_texts(model, &[text]).map(|mut v| v.remove(0));
+    }
+    {
+        let mut cache = QUERY_CACHE.lock();
+        cache.entries.retain(|(at, ..)| at.elapsed() < window);
+        if let Some(hit) = cache.entries.iter().find(|(_, m, t, _)| *m == model.name && t == text).map(|e| e.3.clone()) {
+            cache.hits += 1;
+            return Ok(hit);
+        }
+    }
+    let vector = embed_texts(model, &[text])?.remove(0);
+    let mut cache = QUERY_CACHE.lock();
+    if cache.entries.len() >= QUERY_CACHE_ENTRIES {
+        cache.entries.remove(0);
+    }
+    cache.entries.push((Instant::now(), model.name.clone(), text.to_string(), vector.clone()));
+    Ok(vector)
+}
+
+/// (entries, hits) of this session's query cache, for docchat_health().
+pub fn query_cache_stats() -> (usize, u64) {
+    let cache = QUERY_CACHE.lock();
+    (cache.entries.len(), cache.hits)
+}
 
 /// Whether this session's embeddings come from the model worker.
 pub fn embeds_in_worker() -> bool {
@@ -81,7 +119,7 @@ mod docchat {
     fn embed_real(input: Option<&str>, model: Option<&str>) -> Option<Vec<f32>> {
         let input = input?;
         let model = Model::resolve(model);
-        embed_texts(&model, &[input]).or_raise(None).pop()
+        Some(embed_query(&model, input).or_raise(None))
     }
 
     /// Embeddings of many texts in one call, one row per input (NULL in, NULL out);

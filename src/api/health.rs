@@ -1,7 +1,7 @@
 //! docchat_health(): what serves embeddings and whether it is well.
 use super::embed::{backend_model, embeds_in_worker};
 use super::worker_client;
-use crate::{model_worker, settings};
+use crate::{ingest_worker, model_worker, settings};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
@@ -26,6 +26,8 @@ fn docchat_health() -> JsonB {
     };
     let pgvector = Spi::get_one::<String>("SELECT extversion::text FROM pg_extension WHERE extname = 'vector'").ok().flatten();
     let session_model = backend_model().map(|(path, dim, device)| json!({"model": path, "dimension": dim, "device": device}));
+    let (entries, hits) = super::embed::query_cache_stats();
+    let query_cache = json!({"entries": entries, "hits": hits, "window_ms": settings::query_cache_window().as_millis() as u64});
     JsonB(json!({
         "embedding": if embeds_in_worker() { "model worker" } else { "this session" },
         "models_dir": settings::models_dir().display().to_string(),
@@ -34,5 +36,35 @@ fn docchat_health() -> JsonB {
         "session_model": session_model,
         "pgvector": pgvector,
         "chat": super::chat::health(),
+        "ingest": ingest(),
+        "query_cache": query_cache,
+        "tesseract": tesseract(),
+        "disk_bytes": Spi::get_one::<i64>(
+            "SELECT sum(pg_total_relation_size(c.oid))::int8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'docchat' AND c.relkind IN ('r', 'm')"
+        ).ok().flatten(),
     }))
+}
+
+/// Ingest workers and launcher alive, and the caller's queue (its own rows, by row-level security).
+fn ingest() -> Value {
+    let query = format!(
+        "SELECT jsonb_build_object( \
+            'launcher_running', EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'docchat ingest launcher'), \
+            'workers_here', (SELECT count(*) FROM pg_stat_activity WHERE backend_type = '{worker}' AND datname = current_database()), \
+            'workers_cluster', (SELECT count(*) FROM pg_stat_activity WHERE backend_type = '{worker}'), \
+            'queue_depth', s.queue_depth, 'failed_jobs', s.failed_jobs, \
+            'oldest_pending_seconds', round(extract(epoch FROM s.oldest_pending_age)::numeric, 1)) \
+         FROM docchat.stats s",
+        worker = ingest_worker::WORKER_TYPE
+    );
+    Spi::get_one::<JsonB>(&query).ok().flatten().map(|j| j.0).unwrap_or(Value::Null)
+}
+
+fn tesseract() -> Value {
+    let languages = settings::parse_options(None).ocr_languages;
+    match docchat_core::parse::ocr::status(&languages) {
+        Ok((version, installed)) => json!({"available": true, "version": version, "languages": installed, "ocr_languages": languages}),
+        Err(e) => json!({"available": false, "error": e.message, "hint": e.hint, "ocr_languages": languages}),
+    }
 }

@@ -34,7 +34,8 @@ fn docchat_ingest(
         Claim::Existing(id) => return id,
         Claim::New { sha256 } => sha256,
     };
-    let (chunks, embeddings) = chunk_and_embed(&parsed, &model, &cfg, &mut |_, _| {}).or_raise(filename);
+    let owner = Spi::get_one::<String>("SELECT docchat.current_owner()").ok().flatten().unwrap_or_default();
+    let Embedded { chunks, embeddings, .. } = chunk_and_embed(&parsed, &model, &cfg, |t| cached_embeddings(&owner, &model.name, t), &mut |_, _| {}).or_raise(filename);
     // The bytes decide the format; a caller's mime type was only a hint.
     let doc = NewDocument {
         size: content.len(),
@@ -78,13 +79,22 @@ pub(super) fn check_arguments<'a>(content: Option<&'a [u8]>, filename: Option<&s
 /// Texts embedded per progress report.
 const EMBED_STEP: usize = 256;
 
-/// Chunks the pages and embeds the chunks, telling `progress` (done, total) after each step.
+pub(super) struct Embedded {
+    pub chunks: Vec<Chunk>,
+    pub embeddings: Vec<Vec<f32>>,
+    /// How many embeddings came from the owner's identical chunks instead of the model.
+    pub cached: usize,
+}
+
+/// Chunks the pages and embeds the chunks that `cached` (see `cached_embeddings`) has no
+/// vector for, telling `progress` (done, total) after each step.
 pub(super) fn chunk_and_embed(
     parsed: &Parsed,
     model: &Model,
     cfg: &ChunkConfig,
+    cached: impl FnOnce(&[&str]) -> Vec<Option<Vec<f32>>>,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<(Vec<Chunk>, Vec<Vec<f32>>), DocError> {
+) -> Result<Embedded, DocError> {
     let chunks = with_tokenizer(model, |tok| chunk_pages(&parsed.pages, cfg, |t| tok.pieces(t)))?;
     if chunks.is_empty() {
         let pages = parsed.pages.len();
@@ -92,13 +102,40 @@ pub(super) fn chunk_and_embed(
             .with_hint("neither a text layer nor OCR found text (blank pages, or only pictures and charts); for scans in other languages set docchat.ocr_languages"));
     }
     let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
-    let mut embeddings = Vec::with_capacity(texts.len());
-    progress(0, texts.len());
-    for step in texts.chunks(EMBED_STEP) {
-        embeddings.extend(embed_texts(model, step)?);
-        progress(embeddings.len(), texts.len());
+    let mut embeddings = cached(&texts);
+    let cached = embeddings.iter().filter(|e| e.is_some()).count();
+    let missing: Vec<usize> = (0..texts.len()).filter(|&i| embeddings[i].is_none()).collect();
+    progress(cached, texts.len());
+    let mut done = cached;
+    for step in missing.chunks(EMBED_STEP) {
+        let batch: Vec<&str> = step.iter().map(|&i| texts[i]).collect();
+        for (&i, v) in step.iter().zip(embed_texts(model, &batch)?) {
+            embeddings[i] = Some(v);
+        }
+        done += step.len();
+        progress(done, texts.len());
     }
-    Ok((chunks, embeddings))
+    let embeddings = embeddings.into_iter().map(|e| e.expect("every chunk embedded")).collect();
+    Ok(Embedded { chunks, embeddings, cached })
+}
+
+/// The stored embedding of each text that `owner` already has as a chunk of this model.
+/// Only the owner's own chunks count: nobody else's rows can put a vector into its documents.
+pub(super) fn cached_embeddings(owner: &str, model: &str, texts: &[&str]) -> Vec<Option<Vec<f32>>> {
+    let texts_owned: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT (SELECT c.embedding::real[] FROM docchat.chunks c \
+                         WHERE c.owner = $1 AND c.model = $2 AND md5(c.content) = md5(t.text) AND c.content = t.text LIMIT 1) \
+                 FROM unnest($3::text[]) WITH ORDINALITY AS t(text, ord) ORDER BY t.ord",
+                None,
+                &[owner.into(), model.into(), texts_owned.into()],
+            )?
+            .map(|row| row.get::<Vec<f32>>(1))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap_or_else(|e| error!("docchat: looking up cached embeddings failed: {e}"))
 }
 
 /// What the parser found, with the caller's metadata on top.

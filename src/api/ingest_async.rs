@@ -35,8 +35,8 @@ fn docchat_ingest_async(
     });
     let (max_attempts, retry_delay_ms) = settings::ingest_retries();
     let id = Spi::get_one_with_args::<Uuid>(
-        "WITH d AS (INSERT INTO docchat.documents (filename, mime_type, size, sha256, metadata, model, status) \
-                    VALUES ($1, $2, $3, $4, $5, $6, 'queued') RETURNING id) \
+        "WITH d AS (INSERT INTO docchat.documents (filename, mime_type, size, sha256, metadata, model, status, ingested_at) \
+                    VALUES ($1, $2, $3, $4, $5, $6, 'queued', NULL) RETURNING id) \
          INSERT INTO docchat.ingest_jobs (document_id, content, options, max_attempts, retry_delay) \
          SELECT id, $7, $8, $9, make_interval(secs => $10 / 1000.0) FROM d RETURNING document_id",
         &[

@@ -2,11 +2,10 @@
 //! committed as it goes) → chunks and status `ready` in one last transaction. A failure queues
 //! the job again after its backoff, or fails it for good: at once when the document itself is
 //! at fault (corrupt, unsupported, no text), else after its last attempt.
-use super::ingest::{chunk_and_embed, document_metadata, insert_chunks};
+use super::ingest::{cached_embeddings, chunk_and_embed, document_metadata, insert_chunks, Embedded};
 use super::isolate::parse_isolated;
 use super::models::Model;
 use crate::settings;
-use docchat_core::chunk::Chunk;
 use docchat_core::parse::Parsed;
 use docchat_core::{DocError, ErrorKind};
 use pgrx::pg_sys::panic::CaughtError;
@@ -32,6 +31,7 @@ pub fn in_transaction<R>(f: impl FnOnce() -> R) -> R {
 
 struct Job {
     id: Uuid,
+    owner: String,
     content: Vec<u8>,
     options: Map<String, Value>,
     model: Model,
@@ -101,8 +101,14 @@ fn run(id: Uuid) -> Result<(), DocError> {
             .unwrap_or_else(|e| error!("docchat: recording progress failed: {e}"))
         })
     };
-    let (chunks, embeddings) = chunk_and_embed(&parsed, &job.model, &cfg, &mut report)?;
-    in_transaction(|| finish(&job, &parsed, &chunks, embeddings));
+    let embedded = chunk_and_embed(
+        &parsed,
+        &job.model,
+        &cfg,
+        |texts| in_transaction(|| cached_embeddings(&job.owner, &job.model.name, texts)),
+        &mut report,
+    )?;
+    in_transaction(|| finish(&job, &parsed, embedded));
     Ok(())
 }
 
@@ -110,7 +116,7 @@ fn run(id: Uuid) -> Result<(), DocError> {
 fn load(id: Uuid) -> Option<Job> {
     let row = Spi::connect(|client| {
         let t = client.select(
-            "SELECT j.content, j.options, d.model FROM docchat.ingest_jobs j JOIN docchat.documents d ON d.id = j.document_id \
+            "SELECT j.content, j.options, d.model, d.owner FROM docchat.ingest_jobs j JOIN docchat.documents d ON d.id = j.document_id \
              WHERE j.document_id = $1",
             Some(1),
             &[id.into()],
@@ -119,19 +125,21 @@ fn load(id: Uuid) -> Option<Job> {
             return Ok(None);
         }
         let row = t.first();
-        Ok::<_, pgrx::spi::Error>(Some((row.get::<Vec<u8>>(1)?, row.get::<JsonB>(2)?, row.get::<String>(3)?)))
+        Ok::<_, pgrx::spi::Error>(Some((row.get::<Vec<u8>>(1)?, row.get::<JsonB>(2)?, row.get::<String>(3)?, row.get::<String>(4)?)))
     })
     .unwrap_or_else(|e| error!("docchat: loading a job failed: {e}"))?;
-    let (Some(content), Some(options), Some(model)) = row else { return None };
+    let (Some(content), Some(options), Some(model), Some(owner)) = row else { return None };
     let options = match options.0 {
         Value::Object(m) => m,
         _ => Map::new(),
     };
-    Some(Job { id, content, options, model: Model::resolve(Some(&model)) })
+    Some(Job { id, owner, content, options, model: Model::resolve(Some(&model)) })
 }
 
 /// The chunks and the document's final state, together; a document deleted meanwhile is left alone.
-fn finish(job: &Job, parsed: &Parsed, chunks: &[Chunk], embeddings: Vec<Vec<f32>>) {
+fn finish(job: &Job, parsed: &Parsed, embedded: Embedded) {
+    let Embedded { chunks, embeddings, cached } = embedded;
+    let chunks = chunks.as_slice();
     let fail = |e: pgrx::spi::Error| -> ! { error!("docchat: storing the document failed: {e}") };
     let user_metadata = match job.options.get("metadata") {
         Some(Value::Object(m)) => m.clone(),
@@ -141,7 +149,7 @@ fn finish(job: &Job, parsed: &Parsed, chunks: &[Chunk], embeddings: Vec<Vec<f32>
     Spi::connect_mut(|client| {
         let t = client
             .update(
-                "UPDATE docchat.documents SET status = 'ready', mime_type = $2, metadata = $3, n_chunks = $4, n_chars = $5, \
+                "UPDATE docchat.documents SET status = 'ready', ingested_at = now(), mime_type = $2, metadata = $3, n_chunks = $4, n_chars = $5, \
                         language = docchat.text_search_config($3->>'language') \
                  WHERE id = $1 RETURNING owner, language",
                 Some(1),
@@ -159,9 +167,9 @@ fn finish(job: &Job, parsed: &Parsed, chunks: &[Chunk], embeddings: Vec<Vec<f32>
         client
             .update(
                 "UPDATE docchat.ingest_jobs SET finished_at = now(), updated_at = now(), content = NULL, options = options - 'password', \
-                        chunks_done = $2, chunks_total = $2, worker_pid = NULL, last_error = NULL WHERE document_id = $1",
+                        chunks_done = $2, chunks_total = $2, chunks_cached = $3, worker_pid = NULL, last_error = NULL WHERE document_id = $1",
                 None,
-                &[job.id.into(), (chunks.len() as i32).into()],
+                &[job.id.into(), (chunks.len() as i32).into(), (cached as i32).into()],
             )
             .unwrap_or_else(|e| fail(e));
     });

@@ -146,3 +146,76 @@ fn queue_errors_rls_and_delete() {
     let jobs: i64 = c.query_one("SELECT count(*) FROM docchat.ingest_jobs", &[]).unwrap().get(0);
     assert_eq!((theirs, jobs), (0, 0));
 }
+
+#[test]
+fn embedding_and_query_caches_stats_and_health() {
+    let mut c = fresh_db("t_queue_cache");
+    create_role(&mut c, "cache_carol", false);
+    let text = "Orchards in the north grow apples. Pears need a warmer slope.\n\n".repeat(40);
+    let first: String = c.query_one("SELECT docchat_ingest_async($1, 'fruit.txt', chunk_size => 300, chunk_overlap => 50)::text", &[&text.as_bytes()]).unwrap().get(0);
+    wait_for_status(&mut c, &first, "ready", Duration::from_secs(120));
+    let second: String = c
+        .query_one("SELECT docchat_ingest_async($1, 'fruit.txt', chunk_size => 300, chunk_overlap => 50, force => true)::text", &[&text.as_bytes()])
+        .unwrap()
+        .get(0);
+    wait_for_status(&mut c, &second, "ready", Duration::from_secs(120));
+    let cached = |c: &mut Client, id: &str| -> (i32, i32) {
+        let r = c.query_one("SELECT chunks_cached, chunks_total FROM docchat.ingest_progress WHERE document_id = $1::text::uuid", &[&id]).unwrap();
+        (r.get(0), r.get::<_, Option<i32>>(1).unwrap())
+    };
+    let (hits, total) = cached(&mut c, &second);
+    assert!(total > 1);
+    // The repeated paragraphs make identical chunks inside the first document too.
+    let distinct: i64 = c.query_one("SELECT count(DISTINCT content) FROM docchat.chunks WHERE document_id = $1::text::uuid", &[&first]).unwrap().get(0);
+    assert_eq!(cached(&mut c, &first).0, 0, "nothing to reuse before the first document was stored");
+    assert!(distinct < total as i64);
+    assert_eq!(hits, total, "every chunk of the second copy reuses a stored embedding");
+    let same: bool = c
+        .query_one(
+            "SELECT bool_and(a.embedding = b.embedding) FROM docchat.chunks a JOIN docchat.chunks b USING (chunk_index) \
+             WHERE a.document_id = $1::text::uuid AND b.document_id = $2::text::uuid",
+            &[&first, &second],
+        )
+        .unwrap()
+        .get(0);
+    assert!(same);
+    // Another owner's chunks never feed this one's.
+    c.batch_execute("SET ROLE cache_carol").unwrap();
+    let carols: String = c.query_one("SELECT docchat_ingest_async($1, 'fruit.txt', chunk_size => 300, chunk_overlap => 50)::text", &[&text.as_bytes()]).unwrap().get(0);
+    wait_for_status(&mut c, &carols, "ready", Duration::from_secs(120));
+    assert_eq!(cached(&mut c, &carols), (0, total));
+    c.batch_execute("RESET ROLE").unwrap();
+
+    // The query cache: the same query again within the window is not embedded again.
+    let health = |c: &mut Client| -> serde_json::Value { c.query_one("SELECT docchat_health()::text", &[]).unwrap().get::<_, String>(0).parse().unwrap() };
+    let before = health(&mut c)["query_cache"]["hits"].as_u64().unwrap();
+    let same_vector: bool = c.query_one("SELECT docchat_embed('which slope for pears?') = docchat_embed('which slope for pears?')", &[]).unwrap().get(0);
+    assert!(same_vector);
+    assert_eq!(health(&mut c)["query_cache"]["hits"].as_u64().unwrap(), before + 1);
+    c.batch_execute("SET docchat.query_cache_ms = 0").unwrap();
+    c.query_one("SELECT docchat_embed('which slope for pears?')", &[]).unwrap();
+    assert_eq!(health(&mut c)["query_cache"]["hits"].as_u64().unwrap(), before + 1);
+
+    for q in ["apples", "pears", "north"] {
+        c.query("SELECT * FROM docchat_search($1)", &[&q]).unwrap();
+    }
+    let s = c
+        .query_one(
+            "SELECT documents_by_status::text, chunks, queue_depth, failed_jobs, embeddings_per_second::float8, searches_last_hour, \
+                    search_p50_ms::float8 <= search_p95_ms::float8 FROM docchat.stats",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(s.get::<_, String>(0), r#"{"ready": 3}"#);
+    assert_eq!((s.get::<_, i64>(1), s.get::<_, i64>(2), s.get::<_, i64>(3)), (3 * total as i64, 0, 0));
+    let per_second = ((3 * total) as f64 / 60.0 * 100.0).round() / 100.0;
+    assert_eq!((s.get::<_, f64>(4), s.get::<_, i64>(5), s.get::<_, bool>(6)), (per_second, 3, true));
+
+    let h = health(&mut c);
+    assert_eq!(h["ingest"]["launcher_running"], true);
+    assert!(h["ingest"]["workers_here"].as_i64().unwrap() >= 1, "{h}");
+    assert_eq!((h["ingest"]["queue_depth"].clone(), h["ingest"]["failed_jobs"].clone()), (serde_json::json!(0), serde_json::json!(0)));
+    assert_eq!(h["tesseract"]["available"], true, "{h}");
+    assert!(h["tesseract"]["languages"].as_array().unwrap().contains(&serde_json::json!("eng")));
+    assert!(h["disk_bytes"].as_i64().unwrap() > 0);
+}

@@ -227,6 +227,16 @@ fn tessdata_dir() -> Result<PathBuf> {
     })
 }
 
+/// For health checks: Tesseract's version and installed languages, or why `languages` (the
+/// docchat.ocr_languages list) cannot be used.
+pub fn status(languages: &str) -> Result<(String, Vec<String>)> {
+    let dir = tessdata_dir()?;
+    check_languages(languages, &dir)?;
+    // SAFETY: a static NUL-terminated string owned by libtesseract.
+    let version = unsafe { CStr::from_ptr(c::TessVersion()) }.to_string_lossy().into_owned();
+    Ok((version, installed_languages(&dir)))
+}
+
 /// Validates "eng+deu"-style language lists and that each language's model is installed.
 fn check_languages(spec: &str, dir: &Path) -> Result<String> {
     let langs: Vec<&str> = spec.split('+').map(str::trim).collect();
