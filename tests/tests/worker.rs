@@ -4,6 +4,14 @@ use docchat_tests::*;
 use postgres::Client;
 use std::time::{Duration, Instant};
 
+/// A fresh database whose session embeds every call: the query cache would answer repeated
+/// texts without asking the worker (or the session's own model), which these tests watch.
+fn worker_db(name: &str) -> Client {
+    let mut c = fresh_db(name);
+    c.batch_execute("SET docchat.query_cache_ms = 0").unwrap();
+    c
+}
+
 fn worker_pids(c: &mut Client) -> Vec<i32> {
     c.query("SELECT pid FROM pg_stat_activity WHERE backend_type = 'docchat model worker'", &[]).unwrap().iter().map(|r| r.get(0)).collect()
 }
@@ -40,7 +48,7 @@ fn long_texts(n: usize) -> Vec<String> {
 
 #[test]
 fn one_worker_embeds_for_every_session() {
-    let mut c = fresh_db("t_worker_serves");
+    let mut c = worker_db("t_worker_serves");
     assert_eq!(worker_pids(&mut c).len(), 1, "exactly one model worker runs");
     let before = health(&mut c);
     assert_eq!(before["embedding"], "model worker");
@@ -63,7 +71,7 @@ fn one_worker_embeds_for_every_session() {
 
 #[test]
 fn the_array_variant_matches_single_calls_in_order() {
-    let mut c = fresh_db("t_worker_array");
+    let mut c = worker_db("t_worker_array");
     let texts = ["first", "a second and longer text", "third"];
     let many = embed_many(&mut c, &[Some(texts[0]), Some(texts[1]), None, Some(texts[2])]);
     assert_eq!(many.len(), 4);
@@ -80,7 +88,7 @@ fn the_array_variant_matches_single_calls_in_order() {
 
 #[test]
 fn a_waiting_session_honours_statement_timeout() {
-    let mut c = fresh_db("t_worker_cancel");
+    let mut c = worker_db("t_worker_cancel");
     let texts = long_texts(400);
     c.batch_execute("SET statement_timeout = '300ms'").unwrap();
     let started = Instant::now();
@@ -94,7 +102,7 @@ fn a_waiting_session_honours_statement_timeout() {
 /// Restarts of the worker, in one test so they do not overlap.
 #[test]
 fn worker_restarts_are_survived() {
-    let mut c = fresh_db("t_worker_restart");
+    let mut c = worker_db("t_worker_restart");
     let expected = embed(&mut c, "passage 0: the quick brown fox");
 
     // Killed mid-request: the waiting session reconnects to the new worker and gets every vector.
