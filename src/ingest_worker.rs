@@ -29,14 +29,15 @@ pub fn register_launcher() {
 
 /// From a session that queued a document: workers for its database, if it has too few.
 pub fn ensure_workers() {
-    let running = Spi::get_one::<i64>(&format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = '{WORKER_TYPE}' AND datid = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    ))
+    // SAFETY: the id of the database this backend is connected to.
+    let database = unsafe { pg_sys::MyDatabaseId };
+    let running = Spi::get_one_with_args::<i64>(
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE backend_type = '{WORKER_TYPE}' AND datid = $1"),
+        &[database.into()],
+    )
     .ok()
     .flatten()
     .unwrap_or(0);
-    // SAFETY: the id of the database this backend is connected to.
-    let database = unsafe { pg_sys::MyDatabaseId };
     for _ in running..settings::ingest_workers() as i64 {
         if !start_worker(database) {
             warning!("docchat: no background worker slot is free (max_worker_processes); the document stays queued until one is");

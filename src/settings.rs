@@ -149,7 +149,6 @@ fn define_queue() {
         (c"docchat.ingest_naptime", c"How often the ingest launcher looks for databases whose queue has no worker.", &INGEST_NAPTIME_S, 1, 86_400, GucContext::Sighup, GucFlags::UNIT_S),
         (c"docchat.ingest_idle_exit", c"An ingest worker with nothing pending for this long exits.", &INGEST_IDLE_EXIT_S, 1, 86_400, GucContext::Sighup, GucFlags::UNIT_S),
         (c"docchat.ingest_max_attempts", c"Attempts at a queued document before it is failed for good.", &INGEST_MAX_ATTEMPTS, 1, 100, GucContext::Userset, GucFlags::default()),
-        (c"docchat.query_cache_ms", c"A session reuses the vector of a query it embedded this recently (0: never).", &QUERY_CACHE_MS, 0, 86_400_000, GucContext::Userset, GucFlags::UNIT_MS),
         (c"docchat.ingest_retry_delay", c"Wait before the second attempt; each later one waits four times longer.", &INGEST_RETRY_DELAY_MS, 0, 86_400_000, GucContext::Userset, GucFlags::UNIT_MS),
     ];
     for (name, short, setting, min, max, context, flags) in ints {
@@ -271,6 +270,16 @@ fn define_search() {
         10_000_000,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"docchat.query_cache_ms",
+        c"A session reuses the vector of a query it embedded this recently (0: never).",
+        c"",
+        &QUERY_CACHE_MS,
+        0,
+        86_400_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
     );
     GucRegistry::define_bool_guc(
         c"docchat.log_searches",

@@ -66,6 +66,11 @@ const KIND_NAMES: [(ErrorKind, &str); 19] = [
 ];
 
 impl ErrorKind {
+    /// Whether trying again may help (a missing or failing model, the worker away, a cancel),
+    /// rather than the input itself being at fault.
+    pub fn is_transient(self) -> bool {
+        matches!(self, ErrorKind::ModelUnavailable | ErrorKind::ModelFailure | ErrorKind::WorkerUnavailable | ErrorKind::Cancelled)
+    }
     /// A stable name, for errors that cross a process boundary.
     pub fn name(self) -> &'static str {
         KIND_NAMES.iter().find(|(k, _)| *k == self).map(|(_, n)| *n).expect("every kind is named")

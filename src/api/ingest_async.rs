@@ -1,6 +1,6 @@
 //! docchat_ingest_async: checks what can be checked at once (arguments, format, duplicates),
 //! queues the document (status `queued`) and makes sure this database has ingest workers.
-use super::error::{raise, OrRaise};
+use super::error::OrRaise;
 use super::ingest::{check_arguments, claim_content, Claim};
 use super::models::Model;
 use crate::{ingest_worker, settings};
@@ -53,7 +53,7 @@ fn docchat_ingest_async(
         ],
     )
     .unwrap_or_else(|e| error!("docchat: queueing the document failed: {e}"))
-    .unwrap_or_else(|| raise(docchat_core::DocError::new(docchat_core::ErrorKind::InvalidArgument, "the document was not queued"), filename));
+    .expect("INSERT … RETURNING gives the new job's id");
     ingest_worker::ensure_workers();
     id
 }

@@ -65,7 +65,7 @@ pub fn run_next_job() -> bool {
         .execute();
     in_transaction(|| {
         if let Err(e) = outcome {
-            let permanent = !matches!(e.kind, ErrorKind::ModelUnavailable | ErrorKind::ModelFailure | ErrorKind::WorkerUnavailable | ErrorKind::Cancelled);
+            let permanent = !e.kind.is_transient();
             let text = match &e.hint {
                 Some(hint) => format!("{} (hint: {hint})", e.message),
                 None => e.message.clone(),
