@@ -4,6 +4,7 @@
 source "$(dirname "$0")/env.sh"
 bash "$REPO/scripts/setup.sh"
 bash "$REPO/scripts/install.sh"
+bash "$REPO/scripts/clip_fixture.sh"
 cd "$REPO"
 # The first free port from 5434 up, unless one is given.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -18,5 +19,6 @@ trap 'bash "$REPO/scripts/cluster.sh" "$datadir" 0 stop' EXIT
 bash "$REPO/scripts/cluster.sh" "$datadir" "$DOCCHAT_TEST_PORT" start
 export DOCCHAT_ORT_LIB=$ORT_LIB DOCCHAT_TEST_MODEL_DIR=$DOCCHAT_CACHE/models/all-MiniLM-L6-v2-fp32
 export DOCCHAT_SHARED=${DOCCHAT_SHARED:-$(cd "$REPO/../shared" && pwd)}
+export DOCCHAT_TEST_CLIP_FIXTURE=$DOCCHAT_CACHE/clip-fixture
 log "unit and integration tests"
 cargo test --release --no-fail-fast -p docchat-core -p docchat-tests 2>&1

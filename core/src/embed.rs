@@ -140,18 +140,8 @@ pub type Encoded = tokenizers::Encoding;
 impl Embedder {
     /// Loads the runtime, the tokenizer and an ONNX session.
     pub fn load(files: &ModelFiles, opts: RunOptions) -> Result<Self> {
-        let env = runtime(&files.runtime)?;
         let tokenizer = TextTokenizer::load(&files.tokenizer, files.max_seq_len)?;
-        require("model", &files.model)?;
-        let (session, device) = match opts.device {
-            Device::Cpu => (build_session(env, files, opts.threads, false)?, "cpu"),
-            Device::Cuda => (build_session(env, files, opts.threads, true)?, "cuda"),
-            Device::Auto if cuda_runtime_present(&files.runtime) => match build_session(env, files, opts.threads, true) {
-                Ok(s) => (s, "cuda"),
-                Err(_) => (build_session(env, files, opts.threads, false)?, "cpu"),
-            },
-            Device::Auto => (build_session(env, files, opts.threads, false)?, "cpu"),
-        };
+        let (session, device) = open_session(&files.runtime, &files.model, opts)?;
         let wants_token_types = session.inputs().iter().any(|i| i.name() == "token_type_ids");
         let mut embedder = Embedder { session, tokenizer, wants_token_types, dim: 0, device };
         embedder.dim = embedder.embed(&["dimension probe"])?[0].len();
@@ -205,8 +195,24 @@ impl Embedder {
     }
 }
 
-fn build_session(env: &ort::environment::Environment, files: &ModelFiles, threads: usize, cuda: bool) -> Result<Session> {
-    let fail = |e: ort::Error| unavailable("model", &files.model, e);
+/// An ONNX Runtime session for `model` on the device `opts` asks for, and where it runs.
+pub fn open_session(runtime_library: &Path, model: &Path, opts: RunOptions) -> Result<(Session, &'static str)> {
+    let env = runtime(runtime_library)?;
+    require("model", model)?;
+    let build = |cuda| build_session(env, runtime_library, model, opts.threads, cuda);
+    Ok(match opts.device {
+        Device::Cpu => (build(false)?, "cpu"),
+        Device::Cuda => (build(true)?, "cuda"),
+        Device::Auto if cuda_runtime_present(runtime_library) => match build(true) {
+            Ok(s) => (s, "cuda"),
+            Err(_) => (build(false)?, "cpu"),
+        },
+        Device::Auto => (build(false)?, "cpu"),
+    })
+}
+
+fn build_session(env: &ort::environment::Environment, runtime_library: &Path, model: &Path, threads: usize, cuda: bool) -> Result<Session> {
+    let fail = |e: ort::Error| unavailable("model", model, e);
     let mut builder = Session::builder(env)
         .map_err(fail)?
         .with_intra_threads(threads.max(1))
@@ -219,9 +225,9 @@ fn build_session(env: &ort::environment::Environment, files: &ModelFiles, thread
     if cuda {
         builder = builder
             .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
-            .map_err(|e| unavailable("CUDA execution provider for", &files.runtime, e))?;
+            .map_err(|e| unavailable("CUDA execution provider for", runtime_library, e))?;
     }
-    builder.commit_from_file(&files.model).map_err(fail)
+    builder.commit_from_file(model).map_err(fail)
 }
 
 /// The onnxruntime-gpu build ships its CUDA provider as a library beside the runtime.

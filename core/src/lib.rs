@@ -2,6 +2,7 @@
 //! Nothing here knows about Postgres, so every stage is unit-tested with `cargo test`.
 pub mod chat;
 pub mod chunk;
+pub mod clip;
 pub mod detect;
 pub mod embed;
 pub mod error;
