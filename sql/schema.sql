@@ -146,6 +146,22 @@ CREATE POLICY models_read ON docchat.models FOR SELECT USING (true);
 SELECT pg_catalog.pg_extension_config_dump('docchat.models',
     $$WHERE name NOT IN ('all-MiniLM-L6-v2', 'all-MiniLM-L6-v2-fp32', 'all-mpnet-base-v2')$$);
 
+-- Pictures: ingested images and those pulled out of documents, with their CLIP ViT-B/32 vector.
+CREATE TABLE docchat.images (
+    document_id uuid NOT NULL REFERENCES docchat.documents (id) ON DELETE CASCADE,
+    image_index integer NOT NULL,
+    owner       text NOT NULL DEFAULT docchat.current_owner(),
+    page        integer,
+    name        text NOT NULL,  -- where in the document: a ZIP entry, "page N image M", "document"
+    mime_type   text NOT NULL,
+    width       integer NOT NULL CHECK (width > 0),
+    height      integer NOT NULL CHECK (height > 0),
+    content     bytea NOT NULL,
+    embedding   vector(512) NOT NULL,
+    PRIMARY KEY (document_id, image_index)
+);
+CREATE INDEX images_owner_idx ON docchat.images (owner);
+
 CREATE TABLE docchat.searches (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     owner       text NOT NULL DEFAULT docchat.current_owner(),
@@ -165,11 +181,15 @@ ALTER TABLE docchat.documents ENABLE ROW LEVEL SECURITY;
 ALTER TABLE docchat.documents FORCE ROW LEVEL SECURITY;
 ALTER TABLE docchat.chunks ENABLE ROW LEVEL SECURITY;
 ALTER TABLE docchat.chunks FORCE ROW LEVEL SECURITY;
+ALTER TABLE docchat.images ENABLE ROW LEVEL SECURITY;
+ALTER TABLE docchat.images FORCE ROW LEVEL SECURITY;
 ALTER TABLE docchat.searches ENABLE ROW LEVEL SECURITY;
 ALTER TABLE docchat.searches FORCE ROW LEVEL SECURITY;
 CREATE POLICY documents_owner ON docchat.documents
     USING (owner = (SELECT docchat.current_owner())) WITH CHECK (owner = (SELECT docchat.current_owner()));
 CREATE POLICY chunks_owner ON docchat.chunks
+    USING (owner = (SELECT docchat.current_owner())) WITH CHECK (owner = (SELECT docchat.current_owner()));
+CREATE POLICY images_owner ON docchat.images
     USING (owner = (SELECT docchat.current_owner())) WITH CHECK (owner = (SELECT docchat.current_owner()));
 CREATE POLICY searches_owner ON docchat.searches
     USING (owner = (SELECT docchat.current_owner())) WITH CHECK (owner = (SELECT docchat.current_owner()));

@@ -34,7 +34,8 @@ RETURN (NOT filter ? 'document_ids' OR d.id::text IN (SELECT jsonb_array_element
 -- is an exact scan of them, so other owners' rows never crowd the caller's out of an index scan;
 -- above that, the HNSW index with iterative scans.
 CREATE FUNCTION docchat_search(query text, k integer DEFAULT 8, threshold double precision DEFAULT 0.3,
-                               model text DEFAULT NULL, mode text DEFAULT 'hybrid', filter jsonb DEFAULT NULL)
+                               model text DEFAULT NULL, mode text DEFAULT 'hybrid', filter jsonb DEFAULT NULL,
+                               images integer DEFAULT 0)
 RETURNS TABLE (document_id uuid, filename text, page integer, chunk_index integer, content text,
                snippet text, score double precision, similarity double precision,
                keyword_score double precision, metadata jsonb)
@@ -70,6 +71,10 @@ BEGIN
     IF $3 IS NULL OR $3 < -1 OR $3 > 1 THEN
         RAISE EXCEPTION 'docchat_search: threshold must be between -1 and 1, got %', coalesce($3::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'similarity is cosine similarity; 0.3 keeps loosely related chunks';
+    END IF;
+    IF $7 IS NULL OR $7 < 0 OR $7 > 1000 THEN
+        RAISE EXCEPTION 'docchat_search: images must be between 0 and 1000, got %', coalesce($7::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'images = n adds the n best pictures (CLIP) after the chunks';
     END IF;
     IF $5 IS NULL OR $5 NOT IN ('hybrid', 'semantic', 'keyword') THEN
         RAISE EXCEPTION 'docchat_search: unknown mode %', coalesce(quote_literal($5), 'NULL')
@@ -186,7 +191,18 @@ BEGIN
         INSERT INTO docchat.searches (query, mode, model, n_results, top_similarity, duration)
         VALUES ($1, $5, m.name, n, top, clock_timestamp() - started);
     END IF;
+    -- Pictures come after the chunks: their CLIP similarities are on another scale.
+    IF $7 > 0 THEN
+        RETURN QUERY
+        SELECT i.document_id, i.filename, i.page, NULL::integer, NULL::text, NULL::text,
+               i.similarity, i.similarity, NULL::float8,
+               d.metadata || jsonb_build_object('image', jsonb_build_object('image_index', i.image_index, 'name', i.name,
+                                                 'mime_type', i.mime_type, 'width', i.width, 'height', i.height))
+        FROM docchat_search_images($1, $7) i
+        JOIN docchat.documents d ON d.id = i.document_id
+        ORDER BY i.similarity DESC, i.document_id, i.image_index;
+    END IF;
 END
 $$;
-COMMENT ON FUNCTION docchat_search(text, integer, double precision, text, text, jsonb) IS
-    'The k best chunks for the query among the caller''s documents embedded with the model: hybrid (default), semantic or keyword ranking, optionally filtered by document ids, mime type, filename or metadata';
+COMMENT ON FUNCTION docchat_search(text, integer, double precision, text, text, jsonb, integer) IS
+    'The k best chunks for the query among the caller''s documents embedded with the model: hybrid (default), semantic or keyword ranking, optionally filtered by document ids, mime type, filename or metadata; images > 0 adds that many CLIP picture hits after the chunks';

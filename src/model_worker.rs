@@ -2,7 +2,7 @@
 //! every session over a Unix socket in the data directory, batching concurrent requests.
 //! Postgres is only touched from this process's main thread; the serving threads are plain Rust.
 use crate::settings;
-use docchat_core::embed::{Embedder, ModelFiles};
+use docchat_core::serve::models::WorkerModel;
 use docchat_core::serve::server;
 use docchat_core::serve::wire::ModelKey;
 use docchat_core::serve::stats::{LoadedModel, Stats};
@@ -57,14 +57,14 @@ pub extern "C-unwind" fn docchat_model_worker_main(_arg: pg_sys::Datum) {
         let (runtime, stats) = (runtime.clone(), stats.clone());
         move |key: &ModelKey| {
             let started = Instant::now();
-            let embedder = Embedder::load(&ModelFiles::in_dir(runtime.clone(), Path::new(&key.dir), key.max_seq_len), run)?;
+            let model = WorkerModel::load(key, &runtime, run)?;
             stats.model_loaded(LoadedModel {
                 dir: key.dir.clone(),
-                dimension: embedder.dim,
-                device: embedder.device,
+                dimension: model.dimension(),
+                device: model.device(),
                 load_ms: started.elapsed().as_millis() as u64,
             });
-            Ok(embedder)
+            Ok(model)
         }
     };
     let server = server::start(Path::new(SOCKET), settings::batch_config(), stats, load)

@@ -3,6 +3,7 @@ use docchat_core::chunk::ChunkConfig;
 use docchat_core::embed::{Device, RunOptions, SPECIAL_TOKENS};
 use docchat_core::serve::wire::ModelKey;
 use docchat_core::serve::batcher::BatchConfig;
+use docchat_core::parse::embedded_images::ImageLimits;
 use docchat_core::parse::Options;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use pgrx::pg_sys;
@@ -45,6 +46,9 @@ static CHAT_API_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 static CHAT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 static CHAT_BREAKER_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
 static CHAT_BREAKER_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(30);
+static CLIP_MODEL_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static IMAGE_MIN_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
+static MAX_IMAGES: GucSetting<i32> = GucSetting::<i32>::new(100);
 
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum DeviceSetting {
@@ -140,9 +144,52 @@ pub fn define() {
     define_search();
     define_chat();
     define_queue();
+    define_images();
 }
 
 /// Background ingest: workers per database, how long they linger, retries of failed jobs.
+fn define_images() {
+    // A model folder is code the server loads: superuser only.
+    GucRegistry::define_string_guc(
+        c"docchat.clip_model_dir",
+        c"Folder with the CLIP model: visual.onnx, textual.onnx and bpe_simple_vocab_16e6.txt.gz (or merges.txt).",
+        c"Empty: no CLIP, and no pictures are taken from documents. The README shows how to export ViT-B/32.",
+        &CLIP_MODEL_DIR,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"docchat.image_min_size",
+        c"Pictures in documents narrower or shorter than this (pixels) are not stored.",
+        c"Icons, bullets and rules are small; an ingested image file is stored whatever its size.",
+        &IMAGE_MIN_SIZE,
+        1,
+        100_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"docchat.max_images",
+        c"Most pictures stored from one document; 0 turns picture extraction off.",
+        c"Pictures are taken in page order.",
+        &MAX_IMAGES,
+        0,
+        100_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
+/// The CLIP folder, when docchat.clip_model_dir is set.
+pub fn clip_files() -> Option<docchat_core::clip::ClipFiles> {
+    setting_path(&CLIP_MODEL_DIR).map(|dir| docchat_core::clip::ClipFiles { runtime: runtime_library(), dir })
+}
+
+fn image_limits() -> Option<ImageLimits> {
+    let max_images = MAX_IMAGES.get() as usize;
+    (clip_files().is_some() && max_images > 0).then(|| ImageLimits { min_side: IMAGE_MIN_SIZE.get() as u32, max_images })
+}
+
 fn define_queue() {
     let ints = [
         (c"docchat.ingest_workers", c"Ingest workers per database that docchat_ingest_async may start.", &INGEST_WORKERS, 1, 64, GucContext::Sighup, GucFlags::default()),
@@ -420,6 +467,7 @@ pub fn parse_options(password: Option<&str>) -> Options {
         ocr_timeout_ms: OCR_PAGE_TIMEOUT_MS.get() as u64,
         ocr_languages: languages.unwrap_or_else(|| "eng".into()),
         password: password.map(str::to_owned),
+        images: image_limits(),
     }
 }
 
@@ -439,7 +487,7 @@ pub fn runtime_library() -> PathBuf {
 /// The model the worker loads before anyone asks.
 pub fn shipped_default_model() -> ModelKey {
     let (name, max_seq_len) = SHIPPED_DEFAULT_MODEL;
-    ModelKey { dir: models_dir().join(name).to_string_lossy().into_owned(), max_seq_len }
+    ModelKey::sentence(models_dir().join(name).to_string_lossy(), max_seq_len)
 }
 
 fn share_dir() -> PathBuf {

@@ -38,6 +38,7 @@ fn docchat_health() -> JsonB {
         "chat": super::chat::health(),
         "ingest": ingest(),
         "query_cache": query_cache,
+        "clip": super::clip::health(),
         "tesseract": tesseract(),
         "disk_bytes": Spi::get_one::<i64>(
             "SELECT sum(pg_total_relation_size(c.oid))::int8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \

@@ -6,6 +6,7 @@ use super::isolate::parse_isolated;
 use super::models::Model;
 use crate::settings;
 use docchat_core::chunk::{chunk_pages, Chunk, ChunkConfig};
+use docchat_core::parse::embedded_images::EmbeddedImage;
 use docchat_core::parse::Parsed;
 use docchat_core::{DocError, ErrorKind};
 use pgrx::datum::DatumWithOid;
@@ -35,7 +36,7 @@ fn docchat_ingest(
         Claim::New { sha256 } => sha256,
     };
     let owner = Spi::get_one::<String>("SELECT docchat.current_owner()").ok().flatten().unwrap_or_default();
-    let Embedded { chunks, embeddings, .. } = chunk_and_embed(&parsed, &model, &cfg, |t| cached_embeddings(&owner, &model.name, t), &mut |_, _| {}).or_raise(filename);
+    let Embedded { chunks, embeddings, image_vectors, .. } = chunk_and_embed(&parsed, &model, &cfg, |t| cached_embeddings(&owner, &model.name, t), &mut |_, _| {}).or_raise(filename);
     // The bytes decide the format; a caller's mime type was only a hint.
     let doc = NewDocument {
         size: content.len(),
@@ -46,7 +47,7 @@ fn docchat_ingest(
         n_chars: parsed.n_chars(),
         model: &model.name,
     };
-    store(&doc, &chunks, embeddings)
+    store(&doc, &chunks, embeddings, &parsed.images, image_vectors)
 }
 
 /// Validates what docchat_ingest and docchat_ingest_async both take.
@@ -84,6 +85,8 @@ pub(super) struct Embedded {
     pub embeddings: Vec<Vec<f32>>,
     /// How many embeddings came from the owner's identical chunks instead of the model.
     pub cached: usize,
+    /// CLIP vectors of the document's pictures (Parsed::images), in order.
+    pub image_vectors: Vec<Vec<f32>>,
 }
 
 /// Chunks the pages and embeds the chunks that `cached` (see `cached_embeddings`) has no
@@ -96,7 +99,10 @@ pub(super) fn chunk_and_embed(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Embedded, DocError> {
     let chunks = with_tokenizer(model, |tok| chunk_pages(&parsed.pages, cfg, |t| tok.pieces(t)))?;
-    if chunks.is_empty() {
+    let image_bytes: Vec<&[u8]> = parsed.images.iter().map(|i| i.bytes.as_slice()).collect();
+    let image_vectors = if image_bytes.is_empty() { Vec::new() } else { super::clip::embed_images(&image_bytes)? };
+    // A photo without text is still worth storing: it is found by its picture.
+    if chunks.is_empty() && image_vectors.is_empty() {
         let pages = parsed.pages.len();
         return Err(DocError::new(ErrorKind::NoText, format!("no text found in the document ({pages} page(s) read)"))
             .with_hint("neither a text layer nor OCR found text (blank pages, or only pictures and charts); for scans in other languages set docchat.ocr_languages"));
@@ -116,7 +122,7 @@ pub(super) fn chunk_and_embed(
         progress(done, texts.len());
     }
     let embeddings = embeddings.into_iter().map(|e| e.expect("every chunk embedded")).collect();
-    Ok(Embedded { chunks, embeddings, cached })
+    Ok(Embedded { chunks, embeddings, cached, image_vectors })
 }
 
 /// The stored embedding of each text that `owner` already has as a chunk of this model.
@@ -196,7 +202,7 @@ struct NewDocument<'a> {
     model: &'a str,
 }
 
-fn store(doc: &NewDocument, chunks: &[Chunk], embeddings: Vec<Vec<f32>>) -> Uuid {
+fn store(doc: &NewDocument, chunks: &[Chunk], embeddings: Vec<Vec<f32>>, images: &[EmbeddedImage], image_vectors: Vec<Vec<f32>>) -> Uuid {
     let spi_fail = |e: pgrx::spi::Error| -> ! { error!("docchat: storing the document failed: {e}") };
     Spi::connect_mut(|client| {
         let args: Vec<DatumWithOid> = vec![
@@ -221,6 +227,7 @@ fn store(doc: &NewDocument, chunks: &[Chunk], embeddings: Vec<Vec<f32>>) -> Uuid
             .unwrap_or_else(|e| spi_fail(e));
         let (id, owner, language) = (id.expect("the new document's id"), owner.expect("its owner"), language.expect("its language"));
         insert_chunks(client, id, &owner, &language, doc.model, chunks, embeddings);
+        super::clip::insert_images(client, id, &owner, images, image_vectors);
         id
     })
 }

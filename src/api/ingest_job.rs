@@ -138,7 +138,7 @@ fn load(id: Uuid) -> Option<Job> {
 
 /// The chunks and the document's final state, together; a document deleted meanwhile is left alone.
 fn finish(job: &Job, parsed: &Parsed, embedded: Embedded) {
-    let Embedded { chunks, embeddings, cached } = embedded;
+    let Embedded { chunks, embeddings, cached, image_vectors } = embedded;
     let chunks = chunks.as_slice();
     let fail = |e: pgrx::spi::Error| -> ! { error!("docchat: storing the document failed: {e}") };
     let user_metadata = match job.options.get("metadata") {
@@ -163,7 +163,9 @@ fn finish(job: &Job, parsed: &Parsed, embedded: Embedded) {
         let (owner, language) = (owner.expect("owner"), language.expect("language"));
         // An earlier attempt never committed chunks; this makes sure of it.
         client.update("DELETE FROM docchat.chunks WHERE document_id = $1", None, &[job.id.into()]).unwrap_or_else(|e| fail(e));
+        client.update("DELETE FROM docchat.images WHERE document_id = $1", None, &[job.id.into()]).unwrap_or_else(|e| fail(e));
         insert_chunks(client, job.id, &owner, &language, &job.model.name, chunks, embeddings);
+        super::clip::insert_images(client, job.id, &owner, &parsed.images, image_vectors);
         client
             .update(
                 "UPDATE docchat.ingest_jobs SET finished_at = now(), updated_at = now(), content = NULL, options = options - 'password', \

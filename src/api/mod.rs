@@ -1,6 +1,7 @@
 //! The SQL functions. Each turns SQL arguments into calls on `docchat-core` and its errors
 //! into SQL errors with a SQLSTATE and a hint.
 mod chat;
+mod clip;
 mod embed;
 mod error;
 mod health;

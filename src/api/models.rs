@@ -36,7 +36,7 @@ impl Model {
     }
 
     pub fn key(&self) -> ModelKey {
-        ModelKey { dir: self.dir.to_string_lossy().into_owned(), max_seq_len: self.max_seq_len }
+        ModelKey::sentence(self.dir.to_string_lossy(), self.max_seq_len)
     }
 
     pub fn files(&self) -> ModelFiles {

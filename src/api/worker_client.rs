@@ -5,7 +5,7 @@
 use super::error::serve_interrupts;
 use crate::settings;
 use docchat_core::serve::client::{CallError, Client};
-use docchat_core::serve::wire::{ModelKey, Request, Response};
+use docchat_core::serve::wire::{Input, ModelKey, Request, Response};
 use docchat_core::serve::SOCKET;
 use docchat_core::{DocError, ErrorKind};
 use parking_lot::Mutex;
@@ -76,9 +76,14 @@ fn connect(deadline: Instant) -> Result<Client, DocError> {
 
 /// Embeds through the worker, REQUEST_TEXTS at a time.
 pub fn embed(model: &ModelKey, texts: &[&str]) -> Result<Vec<Vec<f32>>, DocError> {
-    let mut out = Vec::with_capacity(texts.len());
-    for part in texts.chunks(REQUEST_TEXTS) {
-        let request = Request::Embed { model: model.clone(), texts: part.iter().map(|t| t.to_string()).collect() };
+    embed_inputs(model, texts.iter().map(|&t| t.into()).collect())
+}
+
+/// Embeds any kind of input through the worker, REQUEST_TEXTS at a time.
+pub fn embed_inputs(model: &ModelKey, inputs: Vec<Input>) -> Result<Vec<Vec<f32>>, DocError> {
+    let mut out = Vec::with_capacity(inputs.len());
+    for part in inputs.chunks(REQUEST_TEXTS) {
+        let request = Request::Embed { model: model.clone(), inputs: part.to_vec() };
         match call(&request)? {
             Response::Vectors(v) if v.len() == part.len() => out.extend(v),
             Response::Error(e) => return Err(e),

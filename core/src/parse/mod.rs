@@ -1,5 +1,6 @@
 //! Bytes → pages of clean text, one module per format.
 pub mod charset;
+pub mod embedded_images;
 mod html;
 mod image;
 mod markdown;
@@ -50,6 +51,8 @@ pub struct Options {
     /// Tesseract languages, e.g. "eng" or "eng+deu".
     pub ocr_languages: String,
     pub password: Option<String>,
+    /// Pull pictures out of the document (for CLIP), within these limits; `None`: don't.
+    pub images: Option<embedded_images::ImageLimits>,
 }
 
 impl Default for Options {
@@ -61,6 +64,7 @@ impl Default for Options {
             ocr_timeout_ms: 60_000,
             ocr_languages: "eng".into(),
             password: None,
+            images: None,
         }
     }
 }
@@ -112,6 +116,8 @@ pub struct Parsed {
     pub pages: Vec<Page>,
     /// Document properties found in the file (title, page count, …).
     pub metadata: Map<String, Value>,
+    /// Pictures in the document, when Options::images asks for them.
+    pub images: Vec<embedded_images::EmbeddedImage>,
 }
 
 impl Parsed {
@@ -139,9 +145,13 @@ pub fn parse(bytes: &[u8], filename: Option<&str>, mime: Option<&str>, ctx: &mut
             office::extract(f, bytes, ctx)?
         }
     };
+    let images = match opts.images {
+        Some(limits) => embedded_images::extract(detected.format, bytes, limits, ctx)?,
+        None => Vec::new(),
+    };
     let mut metadata = std::mem::take(&mut ctx.metadata);
     describe_text(&pages, &mut metadata);
-    Ok(Parsed { format: detected.format, pages, metadata })
+    Ok(Parsed { format: detected.format, pages, metadata, images })
 }
 
 /// Metadata every format gets: word count, detected language, and which pages were OCR'd.

@@ -21,7 +21,7 @@ mod odf;
 #[path = "ods.rs"]
 mod ods;
 #[path = "pptx.rs"]
-mod pptx;
+pub(super) mod pptx;
 #[path = "sheets.rs"]
 mod sheets;
 #[cfg(test)]
@@ -66,7 +66,7 @@ pub(super) struct Rel {
 }
 
 impl<'a> Package<'a> {
-    fn open(bytes: &'a [u8], limit: u64) -> Result<Self> {
+    pub(super) fn open(bytes: &'a [u8], limit: u64) -> Result<Self> {
         let zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| corrupt(format!("damaged ZIP container: {e}")))?;
         Ok(Package { zip, budget: limit, limit })
     }
@@ -101,7 +101,12 @@ impl<'a> Package<'a> {
         Ok(())
     }
 
-    fn read(&mut self, name: &str) -> Result<Option<Vec<u8>>> {
+    /// Every entry's name, in the archive's order.
+    pub(super) fn names(&self) -> Vec<String> {
+        self.zip.file_names().filter_map(|n| n.ok().map(|n| n.into_owned())).collect()
+    }
+
+    pub(super) fn read(&mut self, name: &str) -> Result<Option<Vec<u8>>> {
         let Some(i) = self.index(name) else { return Ok(None) };
         let mut buf = Vec::new();
         self.inflate(i, &mut buf)?;

@@ -12,6 +12,7 @@ use super::{Ctx, Page};
 mod pdf_forms;
 #[path = "pdf_load.rs"]
 mod pdf_load;
+pub(super) use pdf_load::load;
 #[path = "pdf_ocr.rs"]
 pub(super) mod pdf_ocr;
 #[path = "pdf_render.rs"]

@@ -49,16 +49,16 @@ fn deref<'a>(doc: &'a Document, object: &'a Object) -> &'a Object {
     doc.dereference(object).map(|(_, o)| o).unwrap_or(object)
 }
 
-fn get<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> Option<&'a Object> {
+pub(crate) fn get<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> Option<&'a Object> {
     dict.get(key).ok().map(|o| deref(doc, o))
 }
 
-fn int(doc: &Document, dict: Option<&Dictionary>, key: &[u8]) -> Option<i64> {
+pub(crate) fn int(doc: &Document, dict: Option<&Dictionary>, key: &[u8]) -> Option<i64> {
     get(doc, dict?, key)?.as_i64().ok()
 }
 
 /// The page's resources, inherited from the page tree when the page has none of its own.
-fn page_resources(doc: &Document, page_id: ObjectId) -> Option<&Dictionary> {
+pub(crate) fn page_resources(doc: &Document, page_id: ObjectId) -> Option<&Dictionary> {
     let mut node = doc.get_dictionary(page_id).ok()?;
     for _ in 0..MAX_DEPTH {
         if let Some(resources) = get(doc, node, b"Resources") {
@@ -70,7 +70,7 @@ fn page_resources(doc: &Document, page_id: ObjectId) -> Option<&Dictionary> {
 }
 
 /// Image XObjects of `resources`, including those inside Form XObjects; `seen` stops cycles.
-fn collect_images<'a>(doc: &'a Document, resources: &'a Dictionary, depth: usize, seen: &mut HashSet<ObjectId>, out: &mut Vec<&'a Stream>) {
+pub(crate) fn collect_images<'a>(doc: &'a Document, resources: &'a Dictionary, depth: usize, seen: &mut HashSet<ObjectId>, out: &mut Vec<&'a Stream>) {
     let Some(Ok(xobjects)) = get(doc, resources, b"XObject").map(Object::as_dict) else { return };
     for (_, object) in xobjects.iter() {
         let Ok(id) = object.as_reference() else { continue };
@@ -97,6 +97,15 @@ fn area(doc: &Document, image: &Stream) -> u64 {
 
 /// Decodes an image XObject into a Leptonica image, `None` when we cannot.
 fn decode_image(doc: &Document, image: &Stream, options: &Options) -> Result<Option<Pix>> {
+    match image_file(doc, image, options)? {
+        Some((file, inverted)) => read(&file, inverted),
+        None => Ok(None),
+    }
+}
+
+/// An image XObject as an image file (JPEG, JPEG 2000, TIFF for fax data, PNM for raw samples)
+/// and whether its samples must be inverted; `None` when we cannot decode it.
+pub(crate) fn image_file<'a>(doc: &Document, image: &'a Stream, options: &Options) -> Result<Option<(Cow<'a, [u8]>, bool)>> {
     let dict = &image.dict;
     let side = |key: &[u8]| int(doc, Some(dict), key).and_then(|v| u64::try_from(v).ok()).filter(|&v| v > 0);
     let (Some(w), Some(h)) = (side(b"Width"), side(b"Height")) else { return Ok(None) };
@@ -123,13 +132,10 @@ fn decode_image(doc: &Document, image: &Stream, options: &Options) -> Result<Opt
                 None => return Ok(None), // JBIG2, RunLength, ...
             },
         };
-        return read(&file, inverted);
+        return Ok(Some((file, inverted)));
     }
     let bpc = if mask { 1 } else { int(doc, Some(dict), b"BitsPerComponent").unwrap_or(8) };
-    match colour.and_then(|colour| pnm(&data, w, h, bpc, &colour)) {
-        Some(file) => read(&file, inverted),
-        None => Ok(None),
-    }
+    Ok(colour.and_then(|colour| pnm(&data, w, h, bpc, &colour)).map(|file| (Cow::Owned(file), inverted)))
 }
 
 /// A name or an array of them (filters, decode parameters) as a list.

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 const MAIN: &str = "ppt/presentation.xml";
 
-pub fn extract(pkg: &mut Package, ctx: &mut Ctx) -> Result<Vec<Page>> {
-    core_props(pkg, ctx)?;
+/// The slides' part names in presentation order.
+pub(crate) fn slide_parts(pkg: &mut Package, ctx: &Ctx) -> Result<Vec<String>> {
     let xml = pkg.read_text(MAIN)?.ok_or_else(|| corrupt("PPTX has no ppt/presentation.xml"))?;
     let mut ids = Vec::new();
     walk_xml(&xml, MAIN, |ev| {
@@ -21,8 +21,13 @@ pub fn extract(pkg: &mut Package, ctx: &mut Ctx) -> Result<Vec<Page>> {
         Ok(())
     })?;
     ctx.check_pages(ids.len())?;
-    let rels: HashMap<String, String> = pkg.rels(MAIN)?.into_iter().map(|r| (r.id, r.target)).collect();
-    let slides: Vec<&String> = ids.iter().filter_map(|id| rels.get(id)).collect();
+    let mut rels: HashMap<String, String> = pkg.rels(MAIN)?.into_iter().map(|r| (r.id, r.target)).collect();
+    Ok(ids.iter().filter_map(|id| rels.remove(id)).collect())
+}
+
+pub fn extract(pkg: &mut Package, ctx: &mut Ctx) -> Result<Vec<Page>> {
+    core_props(pkg, ctx)?;
+    let slides = slide_parts(pkg, ctx)?;
     ctx.metadata.insert("pages".into(), slides.len().into());
     let mut shown = HashSet::new();
     let mut pages = Vec::with_capacity(slides.len());

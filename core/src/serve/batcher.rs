@@ -2,8 +2,7 @@
 //! the models and fills each ONNX run with texts from as many waiting requests as fit, taking
 //! them round-robin so one long request cannot starve short queries behind it.
 use super::stats::Stats;
-use super::wire::ModelKey;
-use crate::embed::{Embedder, Encoded};
+use super::wire::{Input, ModelKey};
 use crate::error::{DocError, ErrorKind, Result};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -15,31 +14,18 @@ use std::time::{Duration, Instant};
 /// What the batcher needs from a model: turn a text into an input, and run many inputs at once.
 pub trait BatchModel {
     type Item;
-    fn prepare(&self, text: &str) -> Result<Self::Item>;
+    fn prepare(&self, input: &Input) -> Result<Self::Item>;
     /// Relative cost of an input (its length): inputs of similar cost share a run.
     fn cost(item: &Self::Item) -> usize;
     fn run(&mut self, items: &[&Self::Item]) -> Result<Vec<Vec<f32>>>;
 }
 
-impl BatchModel for Embedder {
-    type Item = Encoded;
-    fn prepare(&self, text: &str) -> Result<Encoded> {
-        self.tokenizer().encode(text)
-    }
-    fn cost(item: &Encoded) -> usize {
-        item.len()
-    }
-    fn run(&mut self, items: &[&Encoded]) -> Result<Vec<Vec<f32>>> {
-        self.run_batch(items)
-    }
-}
-
 pub type Reply = Sender<Result<Vec<Vec<f32>>>>;
 
-/// One caller's request: texts for one model, answered all at once.
+/// One caller's request: inputs for one model, answered all at once.
 pub struct Job {
     pub model: ModelKey,
-    pub texts: Vec<String>,
+    pub inputs: Vec<Input>,
     pub reply: Reply,
     pub received: Instant,
 }
@@ -113,7 +99,7 @@ impl<M: BatchModel, L: FnMut(&ModelKey) -> Result<M>> Batcher<M, L> {
     }
 
     fn admit(&mut self, job: Job) {
-        if job.texts.is_empty() {
+        if job.inputs.is_empty() {
             let _ = job.reply.send(Ok(Vec::new()));
             return;
         }
@@ -122,13 +108,13 @@ impl<M: BatchModel, L: FnMut(&ModelKey) -> Result<M>> Batcher<M, L> {
                 Ok(m) => {
                     self.models.insert(job.model.clone(), m);
                 }
-                Err(e) => return self.answer(job.reply, job.texts.len(), job.received, Err(e)),
+                Err(e) => return self.answer(job.reply, job.inputs.len(), job.received, Err(e)),
             }
         }
         let model = &self.models[&job.model];
-        let items = match job.texts.iter().map(|t| model.prepare(t)).collect::<Result<Vec<_>>>() {
+        let items = match job.inputs.iter().map(|t| model.prepare(t)).collect::<Result<Vec<_>>>() {
             Ok(items) => items,
-            Err(e) => return self.answer(job.reply, job.texts.len(), job.received, Err(e)),
+            Err(e) => return self.answer(job.reply, job.inputs.len(), job.received, Err(e)),
         };
         let mut order: Vec<usize> = (0..items.len()).collect();
         order.sort_by_key(|&i| M::cost(&items[i]));
@@ -237,7 +223,8 @@ mod tests {
 
     impl BatchModel for Lengths {
         type Item = String;
-        fn prepare(&self, text: &str) -> Result<String> {
+        fn prepare(&self, input: &Input) -> Result<String> {
+            let Input::Text(text) = input else { unreachable!("the tests send texts") };
             if text == "untokenizable" {
                 return Err(DocError::new(ErrorKind::ModelFailure, "cannot tokenize"));
             }
@@ -257,8 +244,8 @@ mod tests {
 
     fn job(model: &str, texts: &[&str]) -> (Job, Receiver<Result<Vec<Vec<f32>>>>) {
         let (reply, rx) = channel();
-        let texts: Vec<String> = texts.iter().map(|s| s.to_string()).collect();
-        (Job { model: ModelKey { dir: model.into(), max_seq_len: 16 }, texts, reply, received: Instant::now() }, rx)
+        let inputs: Vec<Input> = texts.iter().map(|&s| s.into()).collect();
+        (Job { model: ModelKey::sentence(model, 16), inputs, reply, received: Instant::now() }, rx)
     }
 
     fn batcher(max_batch: usize, runs: &Arc<Mutex<Vec<Vec<String>>>>) -> Batcher<Lengths, impl FnMut(&ModelKey) -> Result<Lengths>> {
@@ -286,7 +273,7 @@ mod tests {
         let (q1, q1_rx) = job("m", &["bbbb"]);
         let (q2, q2_rx) = job("m", &["cccccccc"]);
         for j in [long, q1, q2] {
-            b.stats.texts_queued(j.texts.len());
+            b.stats.texts_queued(j.inputs.len());
             b.admit(j);
         }
         b.step(4);

@@ -3,6 +3,7 @@
 //! std I/O; nothing here calls Postgres, so the worker may run it on threads of its own.
 pub mod batcher;
 pub mod client;
+pub mod models;
 pub mod server;
 pub mod stats;
 pub mod wire;

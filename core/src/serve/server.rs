@@ -2,7 +2,8 @@
 //! queues them for the batcher thread and writes back its answers.
 use super::batcher::{BatchConfig, BatchModel, Batcher, Job};
 use super::stats::Stats;
-use super::wire::{read_frame, write_frame, ModelKey, Request, Response};
+use super::wire::{read_frame, write_frame, Input, ModelKey, ModelKind, Request, Response};
+use crate::clip::preprocess::SIZE;
 use crate::error::{DocError, ErrorKind, Result};
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -32,7 +33,11 @@ impl Server {
     pub fn preload(&self, model: ModelKey) {
         let (reply, _ignored) = channel();
         self.stats.texts_queued(1);
-        let _ = self.jobs.send(Job { model, texts: vec!["warm-up".into()], reply, received: Instant::now() });
+        let warm_up = match model.kind {
+            ModelKind::ClipImage => Input::Pixels(vec![0.0; 3 * SIZE * SIZE]),
+            ModelKind::Sentence | ModelKind::ClipText => "warm-up".into(),
+        };
+        let _ = self.jobs.send(Job { model, inputs: vec![warm_up], reply, received: Instant::now() });
     }
 
     /// False once the batcher thread has stopped (it only stops if it panicked).
@@ -81,7 +86,7 @@ where
 fn serve_connection(mut conn: UnixStream, jobs: &Sender<Job>, stats: &Stats, info: &Mutex<Value>) {
     while let Ok(Some(frame)) = read_frame(&mut conn) {
         let response = match Request::decode(&frame) {
-            Ok(Request::Embed { model, texts }) => embed(jobs, stats, model, texts),
+            Ok(Request::Embed { model, inputs }) => embed(jobs, stats, model, inputs),
             Ok(Request::Stats) => Response::Stats(stats.to_json(info.lock().clone()).to_string()),
             Err(e) => Response::Error(e),
         };
@@ -91,11 +96,11 @@ fn serve_connection(mut conn: UnixStream, jobs: &Sender<Job>, stats: &Stats, inf
     }
 }
 
-fn embed(jobs: &Sender<Job>, stats: &Stats, model: ModelKey, texts: Vec<String>) -> Response {
-    let n = texts.len();
+fn embed(jobs: &Sender<Job>, stats: &Stats, model: ModelKey, inputs: Vec<Input>) -> Response {
+    let n = inputs.len();
     let (reply, answer) = channel();
     stats.texts_queued(n);
-    if jobs.send(Job { model, texts, reply, received: Instant::now() }).is_err() {
+    if jobs.send(Job { model, inputs, reply, received: Instant::now() }).is_err() {
         stats.texts_left_queue(n);
         return Response::Error(batcher_gone());
     }
@@ -114,23 +119,19 @@ fn batcher_gone() -> DocError {
 mod tests {
     //! A real server with the real model on a socket in a temporary folder.
     use super::*;
-    use crate::embed::{model_tests::files, Embedder, ModelFiles, RunOptions};
+    use crate::embed::{model_tests::files, Embedder, RunOptions};
+    use crate::serve::models::WorkerModel;
     use crate::serve::client::{CallError, Client};
     use std::path::PathBuf;
     use std::time::Duration;
 
     fn serve(dir: &Path) -> Server {
-        let load = |key: &ModelKey| {
-            let base = files();
-            let dir = PathBuf::from(&key.dir);
-            let f = ModelFiles { model: dir.join(base.model.file_name().unwrap()), max_seq_len: key.max_seq_len, ..base };
-            Embedder::load(&f, RunOptions::default())
-        };
+        let load = |key: &ModelKey| WorkerModel::load(key, &files().runtime, RunOptions::default());
         start(&dir.join("s.sock"), BatchConfig { max_batch: 8, max_wait: Duration::ZERO }, Arc::default(), load).unwrap()
     }
 
     fn model() -> ModelKey {
-        ModelKey { dir: files().model.parent().unwrap().to_string_lossy().into_owned(), max_seq_len: 256 }
+        ModelKey::sentence(files().model.parent().unwrap().to_string_lossy(), 256)
     }
 
     #[test]
@@ -145,7 +146,8 @@ mod tests {
                 let (sock, texts, model) = (tmp.join("s.sock"), texts.clone(), model());
                 std::thread::spawn(move || {
                     let mut c = Client::connect(&sock).unwrap();
-                    match c.call(&Request::Embed { model, texts }, &mut || false).unwrap() {
+                    let inputs = texts.iter().map(|t| t.as_str().into()).collect();
+                    match c.call(&Request::Embed { model, inputs }, &mut || false).unwrap() {
                         Response::Vectors(v) => v,
                         other => panic!("{other:?}"),
                     }
@@ -166,7 +168,7 @@ mod tests {
         assert_eq!(stats["queue_depth"], 0);
         assert_eq!(stats["models"][0]["dimension"].as_u64(), None, "the loader here does not report models");
         // A model folder that does not exist is an error for that request only.
-        let bad = c.call(&Request::Embed { model: ModelKey { dir: "/nonexistent".into(), max_seq_len: 256 }, texts: vec!["x".into()] }, &mut || false).unwrap();
+        let bad = c.call(&Request::Embed { model: ModelKey::sentence("/nonexistent", 256), inputs: vec!["x".into()] }, &mut || false).unwrap();
         assert!(matches!(bad, Response::Error(ref e) if e.kind == ErrorKind::ModelUnavailable), "{bad:?}");
         assert!(server.alive());
     }

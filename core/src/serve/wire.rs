@@ -8,18 +8,56 @@ pub const MAX_FRAME: usize = 256 << 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
-    /// Embed `texts` with a model.
-    Embed { model: ModelKey, texts: Vec<String> },
+    /// Embed `inputs` with a model.
+    Embed { model: ModelKey, inputs: Vec<Input> },
     /// The worker's figures, as JSON.
     Stats,
 }
 
-/// Which model: its folder (model.onnx + tokenizer.json) and where its input is truncated.
+/// Which model: its folder, what kind it is, and (sentence models) where input is truncated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelKey {
     pub dir: String,
     pub max_seq_len: usize,
+    pub kind: ModelKind,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    /// A sentence-transformer: model.onnx + tokenizer.json; texts in.
+    Sentence,
+    /// CLIP's image tower: preprocessed 3×224×224 pixels in.
+    ClipImage,
+    /// CLIP's text tower and its tokenizer: texts in.
+    ClipText,
+}
+
+impl ModelKey {
+    pub fn sentence(dir: impl Into<String>, max_seq_len: usize) -> ModelKey {
+        ModelKey { dir: dir.into(), max_seq_len, kind: ModelKind::Sentence }
+    }
+    pub fn clip(dir: impl Into<String>, kind: ModelKind) -> ModelKey {
+        ModelKey { dir: dir.into(), max_seq_len: crate::clip::tokenizer::CONTEXT_LENGTH, kind }
+    }
+}
+
+/// One thing to embed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Text(String),
+    /// CLIP's preprocessed image tensor (backends preprocess: decoding stays out of the worker).
+    Pixels(Vec<f32>),
+}
+
+impl From<&str> for Input {
+    fn from(t: &str) -> Input {
+        Input::Text(t.to_string())
+    }
+}
+
+const KINDS: [ModelKind; 3] = [ModelKind::Sentence, ModelKind::ClipImage, ModelKind::ClipText];
+const TEXT: u8 = b'T';
+const PIXELS: u8 = b'P';
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Response {
@@ -38,12 +76,25 @@ impl Request {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Vec::new();
         match self {
-            Request::Embed { model, texts } => {
+            Request::Embed { model, inputs } => {
                 w.push(EMBED);
                 put_str(&mut w, &model.dir);
                 put_u32(&mut w, model.max_seq_len);
-                put_u32(&mut w, texts.len());
-                texts.iter().for_each(|t| put_str(&mut w, t));
+                w.push(KINDS.iter().position(|k| *k == model.kind).expect("listed") as u8);
+                put_u32(&mut w, inputs.len());
+                for input in inputs {
+                    match input {
+                        Input::Text(t) => {
+                            w.push(TEXT);
+                            put_str(&mut w, t);
+                        }
+                        Input::Pixels(p) => {
+                            w.push(PIXELS);
+                            put_u32(&mut w, p.len());
+                            p.iter().for_each(|x| w.extend_from_slice(&x.to_le_bytes()));
+                        }
+                    }
+                }
             }
             Request::Stats => w.push(STATS),
         }
@@ -54,10 +105,11 @@ impl Request {
         let mut r = Reader(frame);
         match r.u8()? {
             EMBED => {
-                let model = ModelKey { dir: r.string()?, max_seq_len: r.u32()? };
+                let (dir, max_seq_len) = (r.string()?, r.u32()?);
+                let kind = *KINDS.get(r.u8()? as usize).ok_or_else(|| malformed("unknown model kind"))?;
                 let n = r.u32()?;
-                let texts = (0..n).map(|_| r.string()).collect::<Result<Vec<_>>>()?;
-                Ok(Request::Embed { model, texts })
+                let inputs = (0..n).map(|_| r.input()).collect::<Result<Vec<_>>>()?;
+                Ok(Request::Embed { model: ModelKey { dir, max_seq_len, kind }, inputs })
             }
             STATS => Ok(Request::Stats),
             tag => Err(malformed(&format!("unknown request tag {tag}"))),
@@ -174,6 +226,17 @@ impl<'a> Reader<'a> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     }
+    fn input(&mut self) -> Result<Input> {
+        match self.u8()? {
+            TEXT => Ok(Input::Text(self.string()?)),
+            PIXELS => {
+                let n = self.u32()?;
+                let bytes = self.take(n.checked_mul(4).ok_or_else(|| malformed("pixel count overflows"))?)?;
+                Ok(Input::Pixels(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()))
+            }
+            tag => Err(malformed(&format!("unknown input tag {tag}"))),
+        }
+    }
     fn string(&mut self) -> Result<String> {
         let n = self.u32()?;
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| malformed("text is not UTF-8"))
@@ -186,9 +249,11 @@ mod tests {
 
     #[test]
     fn requests_and_responses_round_trip() {
-        let model = ModelKey { dir: "/m/x".into(), max_seq_len: 384 };
-        let req = Request::Embed { model, texts: vec!["héllo".into(), String::new(), "東京".into()] };
+        let model = ModelKey::sentence("/m/x", 384);
+        let req = Request::Embed { model, inputs: vec!["héllo".into(), "".into(), "東京".into()] };
         assert_eq!(Request::decode(&req.encode()).unwrap(), req);
+        let clip = Request::Embed { model: ModelKey::clip("/c", ModelKind::ClipImage), inputs: vec![Input::Pixels(vec![0.5, -2.0]), "x".into()] };
+        assert_eq!(Request::decode(&clip.encode()).unwrap(), clip);
         assert_eq!(Request::decode(&Request::Stats.encode()).unwrap(), Request::Stats);
         let vecs = Response::Vectors(vec![vec![0.5, -1.25], vec![3.0, f32::MIN_POSITIVE]]);
         assert_eq!(Response::decode(&vecs.encode()).unwrap(), vecs);
@@ -200,7 +265,7 @@ mod tests {
 
     #[test]
     fn truncated_or_unknown_messages_are_errors() {
-        let req = Request::Embed { model: ModelKey { dir: "d".into(), max_seq_len: 8 }, texts: vec!["abc".into()] }.encode();
+        let req = Request::Embed { model: ModelKey::clip("d", ModelKind::ClipImage), inputs: vec!["abc".into(), Input::Pixels(vec![1.0])] }.encode();
         for cut in 0..req.len() {
             assert!(Request::decode(&req[..cut]).is_err(), "cut at {cut}");
         }
