@@ -19,7 +19,7 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = ''
 shared_preload_libraries = 'docchat'
-max_worker_processes = 32
+max_worker_processes = 64
 logging_collector = off
 CONF
 if as_pg pg_ctl -D "$datadir" status >/dev/null 2>&1; then
