@@ -159,17 +159,17 @@ impl ClipTextModel {
         let n = tokenizer::CONTEXT_LENGTH;
         let shape = [ids.len() as i64, n as i64];
         let flat: Vec<i64> = ids.iter().flat_map(|v| v.iter().copied()).collect();
-        // Up to and including the end token: what Hugging Face's tokenizer marks as attended.
-        let end = i64::from(self.tokenizer.end);
-        let mask: Vec<i64> = ids
-            .iter()
-            .flat_map(|v| {
-                let last = v.iter().position(|&t| t == end).unwrap_or(n - 1);
-                (0..n).map(move |i| i64::from(i <= last))
-            })
-            .collect();
         let mut inputs = ort::inputs![self.tower.input.clone() => Tensor::from_array((shape, flat)).map_err(failed)?];
         if self.tower.mask {
+            // Up to and including the end token: what Hugging Face's tokenizer marks as attended.
+            let end = i64::from(self.tokenizer.end);
+            let mask: Vec<i64> = ids
+                .iter()
+                .flat_map(|v| {
+                    let last = v.iter().position(|&t| t == end).unwrap_or(n - 1);
+                    (0..n).map(move |i| i64::from(i <= last))
+                })
+                .collect();
             inputs.push(("attention_mask".into(), Tensor::from_array((shape, mask)).map_err(failed)?.into()));
         }
         self.tower.run(inputs, ids.len())

@@ -34,9 +34,9 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
         return Err(DocError::new(ErrorKind::Unsupported, "not an image docchat can decode")
             .with_hint("CLIP images may be PNG, JPEG, GIF, BMP, TIFF, WebP or PNM"));
     };
-    let (w, h) = reader.into_dimensions().map_err(corrupt)?;
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (w, h) = decoder.dimensions();
     crate::parse::ocr::check_pixels(u64::from(w), u64::from(h))?;
-    let mut decoder = ImageReader::with_format(Cursor::new(bytes), format).into_decoder().map_err(corrupt)?;
     let orientation = decoder.orientation().map_err(corrupt)?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     img.apply_orientation(orientation);

@@ -65,7 +65,10 @@ fn keep(bytes: Vec<u8>, page: Option<u32>, name: String, min_side: u32) -> Optio
 }
 
 fn reencoded(bytes: &[u8], page: Option<u32>, name: String) -> Option<EmbeddedImage> {
-    let img = image::load_from_memory(bytes).ok()?;
+    as_png(image::load_from_memory(bytes).ok()?, page, name)
+}
+
+fn as_png(img: image::DynamicImage, page: Option<u32>, name: String) -> Option<EmbeddedImage> {
     let mut png = Vec::new();
     img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png).ok()?;
     Some(EmbeddedImage { page, name, mime: "image/png", width: img.width(), height: img.height(), bytes: png })
@@ -105,9 +108,7 @@ fn pdf(bytes: &[u8], limits: ImageLimits, ctx: &Ctx, out: &mut Vec<EmbeddedImage
 fn inverted_png(file: &[u8], page: Option<u32>, name: String) -> Option<EmbeddedImage> {
     let mut img = image::load_from_memory(file).ok()?;
     img.invert();
-    let mut png = Vec::new();
-    img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png).ok()?;
-    reencoded(&png, page, name)
+    as_png(img, page, name)
 }
 
 fn package(format: Format, bytes: &[u8], limits: ImageLimits, ctx: &Ctx, out: &mut Vec<EmbeddedImage>) -> Result<()> {
