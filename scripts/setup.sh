@@ -3,7 +3,7 @@
 # cargo-pgrx. Every step checks whether it is already done, so a second run takes seconds.
 source "$(dirname "$0")/env.sh"
 
-apt_pkgs=(libclang-dev clang sudo pkg-config tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd libtesseract-dev libleptonica-dev poppler-utils)
+apt_pkgs=(libclang-dev clang sudo pkg-config tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd libtesseract-dev libleptonica-dev poppler-utils poppler-data)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -21,6 +21,8 @@ COMMENT ON FUNCTION docchat_embed(text[], text) IS
 -- Deletes one of the caller's documents with its chunks; false if there is none with that id.
 CREATE FUNCTION docchat_delete(document_id uuid) RETURNS boolean
 LANGUAGE sql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
     WITH gone AS (DELETE FROM docchat.documents d WHERE d.id = $1 AND d.owner = docchat.current_owner() RETURNING 1)
     SELECT count(*) > 0 FROM gone
@@ -46,7 +48,8 @@ CREATE FUNCTION docchat_search_images(query text, k integer DEFAULT 8)
 RETURNS TABLE (document_id uuid, image_index integer, filename text, page integer, name text,
                mime_type text, width integer, height integer, similarity double precision)
 LANGUAGE plpgsql STABLE
-SET search_path = @extschema:vector@, pg_catalog, pg_temp
+SECURITY DEFINER  -- users cannot select vectors; the query names the owner
+SET search_path = pg_catalog, @extschema:vector@, pg_temp
 AS $$
 DECLARE
     q @extschema:vector@.vector(512);
@@ -75,3 +78,80 @@ END
 $$;
 COMMENT ON FUNCTION docchat_search_images(text, integer) IS
     'The caller''s k pictures closest to the description (CLIP), best first';
+
+-- Who may do what. Users read their own rows through row-level security and change them only
+-- through docchat's functions: those that write run with definer rights (pinned search_path)
+-- and store and filter by docchat.current_owner(), the caller. Nobody but an admin may run
+-- anything until docchat.grant_usage(role) says so; the worker-only functions never.
+CREATE FUNCTION docchat.internal_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+RETURN ARRAY['claim_ingest_job', 'fail_ingest_job', 'pending_jobs', 'job_is_running', 'create_model_index',
+             'notify_status', 'internal_functions', 'api_functions', 'grant_usage', 'revoke_usage'];
+
+-- The functions a user may call: docchat's own, in its two schemas, but the internal ones.
+CREATE FUNCTION docchat.api_functions() RETURNS SETOF regprocedure
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.oid::regprocedure
+    FROM pg_proc p
+    JOIN pg_depend dep ON dep.classid = 'pg_proc'::regclass AND dep.objid = p.oid AND dep.deptype = 'e'
+    JOIN pg_extension e ON e.oid = dep.refobjid AND e.extname = 'docchat'
+    WHERE p.proname <> ALL (docchat.internal_functions())
+    ORDER BY 1::text
+$$;
+
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA docchat FROM PUBLIC;
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT * FROM docchat.api_functions() LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;
+
+-- Everything a role needs to use docchat, and nothing that lets it write a row directly:
+-- its own rows to read (vectors excepted: an index scan over them would count other owners'
+-- rows near a probe in EXPLAIN ANALYZE), its own documents to delete, the SQL functions.
+CREATE FUNCTION docchat.grant_usage(role regrole) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f regprocedure;
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA docchat TO %s', role);
+    EXECUTE format('GRANT SELECT ON docchat.documents, docchat.images, docchat.searches, docchat.models, '
+                   'docchat.ingest_progress, docchat.stats TO %s', role);
+    EXECUTE format('GRANT DELETE ON docchat.documents TO %s', role);
+    EXECUTE format('GRANT SELECT (document_id, chunk_index, owner, content, char_start, char_end, page, n_tokens, '
+                   'heading, model, language, fts) ON docchat.chunks TO %s', role);
+    -- Not the bytes nor the options (they hold the password).
+    EXECUTE format('GRANT SELECT (document_id, owner, attempts, max_attempts, retry_delay, last_error, run_after, '
+                   'enqueued_at, started_at, phase_started_at, updated_at, finished_at, pages_done, pages_total, '
+                   'chunks_done, chunks_total, chunks_cached, worker_pid) ON docchat.ingest_jobs TO %s', role);
+    FOR f IN SELECT * FROM docchat.api_functions() LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION docchat.grant_usage(regrole) IS
+    'Lets the role use docchat: its own documents, chunks, pictures, searches and jobs, and every docchat_* function';
+
+CREATE FUNCTION docchat.revoke_usage(role regrole) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT * FROM docchat.api_functions() LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %s', f, role);
+    END LOOP;
+    EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA docchat FROM %s', role);
+    EXECUTE format('REVOKE USAGE ON SCHEMA docchat FROM %s', role);
+END
+$$;
+COMMENT ON FUNCTION docchat.revoke_usage(regrole) IS 'Undoes docchat.grant_usage (the role''s rows stay)';

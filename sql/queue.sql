@@ -1,7 +1,7 @@
 -- Background ingest: docchat_ingest_async queues a document here and ingest workers run it.
--- The queue is a table, so a restart loses nothing. A worker owns a job while it holds the
--- job's session advisory lock: a worker that dies (killed, crashed, server restarted) releases
--- it, and the next worker runs the job again from the start. Chunks are written in the job's
+-- The queue is a table, so a restart loses nothing. A worker owns a job while its process
+-- lives (worker_pid, started_at: docchat.job_is_running); when it dies (killed, crashed, server
+-- restarted) the next worker runs the job again from the start. Chunks are written in the job's
 -- last transaction only, so a document is never left with some of its chunks.
 CREATE TABLE docchat.ingest_jobs (
     document_id  uuid PRIMARY KEY REFERENCES docchat.documents (id) ON DELETE CASCADE,
@@ -55,12 +55,22 @@ SELECT d.id AS document_id, d.filename, d.status, j.attempts, j.max_attempts, j.
        END AS eta
 FROM docchat.ingest_jobs j JOIN docchat.documents d ON d.id = j.document_id;
 
-CREATE FUNCTION docchat.job_lock_key(document_id uuid) RETURNS bigint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT pg_catalog.hashtextextended('docchat ingest job ' || document_id::text, 0) $$;
+-- Whether a live ingest worker is running the job: the process that claimed it still exists
+-- (a process with its pid started after the claim is another one). Nothing here is a lock a
+-- user could take: a worker that dies (killed, crashed, server restarted) simply stops being one.
+CREATE FUNCTION docchat.job_is_running(worker_pid integer, started_at timestamptz) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT worker_pid IS NOT NULL AND EXISTS (
+        SELECT FROM pg_stat_activity a
+        WHERE a.pid = worker_pid AND a.backend_type = 'docchat ingest worker' AND a.backend_start <= started_at)
+$$;
 
--- For ingest workers: the next due job whose lock is free, marked parsing. A job still pending
--- after its last attempt lost its worker (killed, crashed, restarted): it fails instead.
+-- For ingest workers: the next due job that no live worker runs, marked parsing. Owners take
+-- turns (the one with the fewest running jobs first, then the oldest due job); the row lock
+-- (FOR UPDATE SKIP LOCKED) keeps two workers off one job, and users can lock no job row.
+-- A job still pending after its last attempt lost its worker: it fails instead.
 CREATE FUNCTION docchat.claim_ingest_job() RETURNS uuid
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -68,17 +78,25 @@ AS $$
 DECLARE
     j record;
 BEGIN
-    FOR j IN SELECT q.document_id, q.attempts, q.max_attempts FROM docchat.ingest_jobs q
-             WHERE q.finished_at IS NULL AND q.run_after <= now()
-             ORDER BY q.run_after, q.enqueued_at
-             FOR UPDATE SKIP LOCKED LIMIT 32
     LOOP
-        CONTINUE WHEN NOT pg_try_advisory_lock(docchat.job_lock_key(j.document_id));
+        SELECT q.document_id, q.attempts, q.max_attempts INTO j
+        FROM docchat.ingest_jobs q
+        WHERE q.finished_at IS NULL AND q.run_after <= now()
+          AND NOT docchat.job_is_running(q.worker_pid, q.started_at)
+          -- a job runs only for its document's owner: nobody else's bytes go into a document
+          AND EXISTS (SELECT FROM docchat.documents d WHERE d.id = q.document_id AND d.owner = q.owner)
+        ORDER BY (SELECT count(*) FROM docchat.ingest_jobs r
+                  WHERE r.owner = q.owner AND r.finished_at IS NULL AND r.worker_pid IS NOT NULL),
+                 q.run_after, q.enqueued_at
+        FOR UPDATE OF q SKIP LOCKED
+        LIMIT 1;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
         IF j.attempts >= j.max_attempts THEN
             PERFORM docchat.fail_ingest_job(j.document_id,
                 format('the ingest worker stopped during attempt %s of %s (killed, crashed or the server restarted)', j.attempts, j.max_attempts),
                 true);
-            PERFORM pg_advisory_unlock(docchat.job_lock_key(j.document_id));
             CONTINUE;
         END IF;
         UPDATE docchat.ingest_jobs SET attempts = attempts + 1, started_at = now(), phase_started_at = now(),
@@ -88,7 +106,6 @@ BEGIN
         UPDATE docchat.documents SET status = 'parsing' WHERE id = j.document_id;
         RETURN j.document_id;
     END LOOP;
-    RETURN NULL;
 END
 $$;
 
@@ -114,7 +131,10 @@ $$;
 -- For the async path and docchat.stats: jobs not yet finished in this database.
 CREATE FUNCTION docchat.pending_jobs() RETURNS bigint
 LANGUAGE sql STABLE
-AS $$ SELECT count(*) FROM docchat.ingest_jobs WHERE finished_at IS NULL $$;
+AS $$
+    SELECT count(*) FROM docchat.ingest_jobs q
+    WHERE q.finished_at IS NULL AND EXISTS (SELECT FROM docchat.documents d WHERE d.id = q.document_id AND d.owner = q.owner)
+$$;
 
 -- The caller's figures (a superuser's: everyone's): documents by status, chunks, the queue,
 -- chunks embedded per second over the last minute, search latency over the last hour.

@@ -2,13 +2,11 @@
 -- lives in the extension's schema so PostgREST exposes it as /rpc/docchat_*.
 CREATE SCHEMA IF NOT EXISTS docchat;
 
--- The caller's identity: the JWT subject when PostgREST/Supabase set request.jwt.claims,
--- else the database role.
+-- The caller's identity (src/api/owner.rs): the session's role, or `jwt:<sub>` for the roles
+-- listed in docchat.jwt_roles. Definer-rights functions still see the caller.
 CREATE FUNCTION docchat.current_owner() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-  SELECT coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', current_user::text)
-$$;
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'current_owner_wrapper';
 
 -- The embedding models. dir holds model.onnx and tokenizer.json; a relative dir is under
 -- docchat.models_dir ($sharedir/docchat/models). Registering a model creates its HNSW index.
@@ -27,7 +25,7 @@ CREATE UNIQUE INDEX models_one_default_idx ON docchat.models (is_default) WHERE 
 -- on the embedding cast to its dimension (searches use the same expression).
 CREATE FUNCTION docchat.create_model_index() RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = @extschema:vector@, pg_catalog, pg_temp
+SET search_path = pg_catalog, @extschema:vector@, pg_temp
 AS $$
 BEGIN
     EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON docchat.chunks USING hnsw ((embedding::vector(%s)) vector_cosine_ops) WHERE model = %L',
@@ -129,6 +127,13 @@ CREATE TABLE docchat.chunks (
 CREATE INDEX chunks_owner_model_text_idx ON docchat.chunks (owner, model, md5(content));
 CREATE INDEX chunks_owner_idx ON docchat.chunks (owner);
 CREATE INDEX chunks_fts_idx ON docchat.chunks USING gin (fts);
+
+-- One row per (owner, model, content) ever ingested, locked by each ingest of those bytes until
+-- its transaction ends, so that two of them cannot both store a document. Users hold no
+-- privilege on it: unlike an advisory lock, nobody can take these to make an ingest wait.
+CREATE TABLE docchat.ingest_locks (
+    key bytea PRIMARY KEY  -- sha256 of owner, model and the content's sha256
+);
 
 CREATE TRIGGER models_index AFTER INSERT ON docchat.models
     FOR EACH ROW EXECUTE FUNCTION docchat.create_model_index();

@@ -1,5 +1,5 @@
 -- docchat_search: semantic (cosine over the model's HNSW index), keyword (full text, BM25-like)
--- and hybrid (reciprocal rank fusion of both), under the caller's row-level security.
+-- and hybrid (reciprocal rank fusion of both), over the caller's own chunks.
 
 -- A lexeme as a one-term tsquery, quoted so the tsquery parser keeps it whole.
 CREATE FUNCTION docchat.quote_lexeme(lexeme text) RETURNS text
@@ -29,7 +29,8 @@ RETURN (NOT filter ? 'document_ids' OR d.id::text IN (SELECT jsonb_array_element
 -- normalisation; idf from the caller's own chunks), 'hybrid' by reciprocal rank fusion (k = 60) of
 -- both sides' top lists, the keyword side weighted by docchat.keyword_weight.
 -- threshold drops chunks whose cosine similarity is below it, unless the keyword side found them.
--- Only the caller's own chunks are searched (superusers too, though they bypass row-level security).
+-- Only the caller's own chunks are searched: it runs with definer rights (row-level security does
+-- not apply), so every query filters by the caller's owner explicitly.
 -- When the caller has few chunks of the model (docchat.exact_search_limit), the semantic side
 -- is an exact scan of them, so other owners' rows never crowd the caller's out of an index scan;
 -- above that, the HNSW index with iterative scans.
@@ -40,7 +41,8 @@ RETURNS TABLE (document_id uuid, filename text, page integer, chunk_index intege
                snippet text, score double precision, similarity double precision,
                keyword_score double precision, metadata jsonb)
 LANGUAGE plpgsql VOLATILE
-SET search_path = @extschema:vector@, pg_catalog, pg_temp
+SECURITY DEFINER  -- reads vectors users cannot select and writes the search log; every query names the owner
+SET search_path = pg_catalog, @extschema:vector@, pg_temp
 SET hnsw.iterative_scan = relaxed_order
 SET hnsw.ef_search = 100
 AS $$

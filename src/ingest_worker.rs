@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 pub const WORKER_TYPE: &str = "docchat ingest worker";
 const LAUNCHER_TYPE: &str = "docchat ingest launcher";
-/// Advisory lock class of the worker slots (the ASCII of "dcIW").
-const SLOT_LOCK_CLASS: i32 = 0x6463_4957;
 const POLL: Duration = Duration::from_millis(200);
 
 /// From _PG_init, when preloading.
@@ -153,14 +151,22 @@ pub extern "C-unwind" fn docchat_ingest_worker_main(arg: pg_sys::Datum) {
     }
 }
 
-/// This database has docchat's queue (a version with it) and one of its docchat.ingest_workers
-/// slots is free (a session advisory lock, released when this process ends).
+/// This database has docchat's queue (a version with it) and this worker is one of the first
+/// docchat.ingest_workers of it to have started. Every worker ranks itself among the live ones
+/// the same way, so two that start together agree on who leaves; no lock is involved that a
+/// user could take to keep workers out.
 fn take_slot() -> bool {
     let installed = Spi::get_one::<bool>("SELECT to_regprocedure('docchat.claim_ingest_job()') IS NOT NULL").ok().flatten() == Some(true);
     installed
-        && (0..settings::ingest_workers()).any(|slot| {
-            Spi::get_one_with_args::<bool>("SELECT pg_try_advisory_lock($1, $2)", &[SLOT_LOCK_CLASS.into(), slot.into()]).ok().flatten() == Some(true)
-        })
+        && Spi::get_one_with_args::<bool>(
+            "SELECT count(*) < $2 FROM pg_stat_activity a, pg_stat_activity me \
+             WHERE me.pid = pg_backend_pid() AND a.backend_type = $1 AND a.datid = me.datid \
+               AND (a.backend_start, a.pid) < (me.backend_start, me.pid)",
+            &[WORKER_TYPE.into(), (settings::ingest_workers() as i64).into()],
+        )
+        .ok()
+        .flatten()
+            == Some(true)
 }
 
 fn pending_jobs() -> i64 {

@@ -46,6 +46,7 @@ static CHAT_API_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 static CHAT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 static CHAT_BREAKER_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
 static CHAT_BREAKER_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(30);
+static JWT_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CLIP_MODEL_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static IMAGE_MIN_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
 static MAX_IMAGES: GucSetting<i32> = GucSetting::<i32>::new(100);
@@ -140,11 +141,24 @@ pub fn define() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    // Whose claims count decides who may act as whom: superuser only.
+    GucRegistry::define_string_guc(
+        c"docchat.jwt_roles",
+        c"Roles that act for the subject of request.jwt.claims (e.g. authenticated), separated by commas.",
+        c"Their rows belong to jwt:<sub>. Every other role owns rows as itself, whatever claims it sets.",
+        &JWT_ROLES,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     define_serving();
     define_search();
     define_chat();
     define_queue();
     define_images();
+    // A misspelt docchat.* setting is an error, not a silent placeholder; placeholders a user
+    // set before the library loaded are dropped.
+    // SAFETY: called once per process from _PG_init, after every docchat setting is defined.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"docchat".as_ptr()) };
 }
 
 /// Background ingest: workers per database, how long they linger, retries of failed jobs.
@@ -408,6 +422,10 @@ pub fn chat() -> ChatSettings {
         breaker_failures: CHAT_BREAKER_FAILURES.get() as u64,
         breaker_cooldown: std::time::Duration::from_secs(CHAT_BREAKER_SECONDS.get() as u64),
     }
+}
+
+pub fn jwt_roles() -> Vec<String> {
+    JWT_ROLES.get().map(|s| docchat_core::owner::parse_role_list(&s.to_string_lossy())).unwrap_or_default()
 }
 
 pub fn device() -> Device {

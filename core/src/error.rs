@@ -41,9 +41,11 @@ pub enum ErrorKind {
     ChatFailed,
     /// The breaker is open after repeated endpoint failures.
     ChatCircuitOpen,
+    /// The caller may not do this (a JWT role without a subject, another owner's job).
+    Forbidden,
 }
 
-const KIND_NAMES: [(ErrorKind, &str); 19] = [
+const KIND_NAMES: [(ErrorKind, &str); 20] = [
     (ErrorKind::Unsupported, "unsupported"),
     (ErrorKind::InvalidEncoding, "invalid_encoding"),
     (ErrorKind::Corrupt, "corrupt"),
@@ -63,6 +65,7 @@ const KIND_NAMES: [(ErrorKind, &str); 19] = [
     (ErrorKind::ChatRefused, "chat_refused"),
     (ErrorKind::ChatFailed, "chat_failed"),
     (ErrorKind::ChatCircuitOpen, "chat_circuit_open"),
+    (ErrorKind::Forbidden, "forbidden"),
 ];
 
 impl ErrorKind {

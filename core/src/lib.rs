@@ -6,6 +6,7 @@ pub mod clip;
 pub mod detect;
 pub mod embed;
 pub mod error;
+pub mod owner;
 pub mod parse;
 pub mod serve;
 

@@ -25,6 +25,7 @@ pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::ChatRefused => ERRCODE_PROTOCOL_VIOLATION,
         ErrorKind::ChatFailed => ERRCODE_CONNECTION_EXCEPTION,
         ErrorKind::ChatCircuitOpen => ERRCODE_SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION,
+        ErrorKind::Forbidden => ERRCODE_INSUFFICIENT_PRIVILEGE,
     }
 }
 

@@ -1,5 +1,5 @@
 //! docchat_ingest: bytes → parsed pages → chunks → embeddings → rows, in the caller's
-//! transaction (any error stores nothing) and under the caller's row-level security.
+//! transaction (any error stores nothing), every row owned by the caller.
 use super::embed::{embed_texts, with_tokenizer};
 use super::error::{raise, OrRaise};
 use super::isolate::parse_isolated;
@@ -14,7 +14,9 @@ use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
 use serde_json::{Map, Value};
 
-#[pg_extern(volatile, parallel_unsafe)]
+// Definer rights: users cannot write docchat's tables themselves; every row gets the caller as owner.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn docchat_ingest(
     content: Option<&[u8]>,
     filename: default!(Option<&str>, "NULL"),
@@ -159,14 +161,17 @@ pub(super) enum Claim {
 }
 
 /// Hashes the bytes (once: a document may be 100 MB), serialises ingests of the same bytes by the
-/// same owner with the same model (a transaction-level advisory lock), then finds the document
-/// already holding them, unless `force`.
+/// same owner with the same model (a row of docchat.ingest_locks, locked until the transaction
+/// ends), then finds the document already holding them, unless `force`.
 pub(super) fn claim_content(content: &[u8], model: &str, force: bool) -> Claim {
     Spi::connect_mut(|client| {
         let sha256: Vec<u8> = client
             .update(
-                "SELECT h, pg_advisory_xact_lock(hashtextextended('docchat ingest ' || docchat.current_owner() || $2 || encode(h, 'hex'), 0)) \
-                 FROM (SELECT sha256($1) AS h) s",
+                "WITH s AS (SELECT sha256($1) AS h), \
+                 locked AS (INSERT INTO docchat.ingest_locks (key) \
+                            SELECT sha256(convert_to(docchat.current_owner() || E'\\n' || $2 || E'\\n', 'UTF8') || s.h) FROM s \
+                            ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING key) \
+                 SELECT s.h, (SELECT count(*) FROM locked) FROM s",
                 Some(1),
                 &[content.into(), model.into()],
             )

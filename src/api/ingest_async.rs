@@ -9,7 +9,9 @@ use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
 use serde_json::json;
 
-#[pg_extern(volatile, parallel_unsafe)]
+// Definer rights: users cannot write docchat's tables themselves; every row gets the caller as owner.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn docchat_ingest_async(
     content: Option<&[u8]>,
     filename: default!(Option<&str>, "NULL"),

@@ -54,7 +54,7 @@ pub fn run_next_job() -> bool {
     };
     let outcome = PgTryBuilder::new(|| run(id))
         .catch_others(|e| {
-            // A Postgres ERROR inside a step: leave that step's transaction, keep the job's lock.
+            // A Postgres ERROR inside a step: leave that step's transaction; the job is still ours.
             unsafe { pg_sys::AbortCurrentTransaction() };
             let message = match e {
                 CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r.message().to_string(),
@@ -63,19 +63,17 @@ pub fn run_next_job() -> bool {
             Err(DocError::new(ErrorKind::ModelFailure, message))
         })
         .execute();
-    in_transaction(|| {
-        if let Err(e) = outcome {
-            let permanent = !e.kind.is_transient();
-            let text = match &e.hint {
-                Some(hint) => format!("{} (hint: {hint})", e.message),
-                None => e.message.clone(),
-            };
+    if let Err(e) = outcome {
+        let permanent = !e.kind.is_transient();
+        let text = match &e.hint {
+            Some(hint) => format!("{} (hint: {hint})", e.message),
+            None => e.message.clone(),
+        };
+        in_transaction(|| {
             Spi::run_with_args("SELECT docchat.fail_ingest_job($1, $2, $3)", &[id.into(), text.as_str().into(), permanent.into()])
-                .unwrap_or_else(|e| error!("docchat: recording a failed job failed: {e}"));
-        }
-        Spi::run_with_args("SELECT pg_advisory_unlock(docchat.job_lock_key($1))", &[id.into()])
-            .unwrap_or_else(|e| error!("docchat: unlocking a job failed: {e}"));
-    });
+                .unwrap_or_else(|e| error!("docchat: recording a failed job failed: {e}"))
+        });
+    }
     true
 }
 
@@ -112,11 +110,12 @@ fn run(id: Uuid) -> Result<(), DocError> {
     Ok(())
 }
 
-/// The job's bytes and settings; None when its document was deleted meanwhile.
+/// The job's bytes and settings; None when its document was deleted meanwhile (or is not the
+/// job owner's: claim_ingest_job skips those).
 fn load(id: Uuid) -> Option<Job> {
     let row = Spi::connect(|client| {
         let t = client.select(
-            "SELECT j.content, j.options, d.model, d.owner FROM docchat.ingest_jobs j JOIN docchat.documents d ON d.id = j.document_id \
+            "SELECT j.content, j.options, d.model, d.owner FROM docchat.ingest_jobs j JOIN docchat.documents d ON d.id = j.document_id AND d.owner = j.owner \
              WHERE j.document_id = $1",
             Some(1),
             &[id.into()],

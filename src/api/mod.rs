@@ -10,6 +10,7 @@ mod ingest_async;
 mod ingest_job;
 mod isolate;
 mod models;
+mod owner;
 mod worker_client;
 
 pub use chat::init_shared_memory;

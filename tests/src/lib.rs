@@ -25,15 +25,11 @@ pub fn fresh_db(name: &str) -> Client {
     c
 }
 
-/// A role with the grants docchat's users need (its RLS policies do the rest).
+/// A role with exactly the one grant the README tells an admin to give.
 pub fn create_role(admin: &mut Client, role: &str, login: bool) {
     let login = if login { "LOGIN" } else { "NOLOGIN" };
     admin.batch_execute(&format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role} {login};")).unwrap();
-    admin
-        .batch_execute(&format!(
-            "GRANT USAGE ON SCHEMA docchat TO {role}; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA docchat TO {role};"
-        ))
-        .unwrap();
+    admin.batch_execute(&format!("SELECT docchat.grant_usage('{role}')")).unwrap();
 }
 
 /// A file under ../shared (the corpus and reference data).

