@@ -19,6 +19,13 @@ trap 'bash "$REPO/scripts/cluster.sh" "$datadir" 0 stop' EXIT
 bash "$REPO/scripts/cluster.sh" "$datadir" "$DOCCHAT_TEST_PORT" start
 export DOCCHAT_ORT_LIB=$ORT_LIB DOCCHAT_TEST_MODEL_DIR=$DOCCHAT_CACHE/models/all-MiniLM-L6-v2-fp32
 export DOCCHAT_SHARED=${DOCCHAT_SHARED:-$(cd "$REPO/../shared" && pwd)}
-export DOCCHAT_TEST_CLIP_FIXTURE=$DOCCHAT_CACHE/clip-fixture
+export DOCCHAT_TEST_CLIP_FIXTURE=$DOCCHAT_CACHE/clip-fixture DOCCHAT_STATE
 log "unit and integration tests"
-cargo test --release --no-fail-fast -p docchat-core -p docchat-tests 2>&1
+status=0
+cargo test --release --no-fail-fast -p docchat-core -p docchat-tests 2>&1 || status=$?
+# No error any test provoked may carry Rust internals (a backtrace in DETAIL) to its user.
+if grep -nE 'pgrx_pg_sys::|DETAIL: .*panicked' "$datadir/server.log" | head -5 | grep . >&2; then
+  log "FAILED: Rust backtraces reached users' errors (above, from $datadir/server.log)"
+  status=1
+fi
+exit "$status"

@@ -112,7 +112,10 @@ BEGIN
         'system', system_prompt,
         'prompt', prompt,
         'messages', jsonb_build_array(jsonb_build_object('role', 'system', 'content', system_prompt))
-                    || history || jsonb_build_array(jsonb_build_object('role', 'user', 'content', context_block || 'Question: ' || message)),
+                    -- only role and content of each turn: nothing else the caller adds reaches the endpoint
+                    || (SELECT coalesce(jsonb_agg(jsonb_build_object('role', t ->> 'role', 'content', t ->> 'content') ORDER BY n), '[]')
+                        FROM jsonb_array_elements(history) WITH ORDINALITY h(t, n))
+                    || jsonb_build_array(jsonb_build_object('role', 'user', 'content', context_block || 'Question: ' || message)),
         'context', kept,
         'summary', format('%s passage(s) from %s document(s), %s of %s context tokens',
                           jsonb_array_length(kept),

@@ -24,6 +24,10 @@ LANGUAGE sql VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+    SELECT docchat.refuse_writes_on_standby('docchat_delete');
+    -- The job row first, as a worker running it does (job, then document): the other order
+    -- deadlocks with a job in progress; this way the delete waits for the job's transaction.
+    SELECT 1 FROM docchat.ingest_jobs j WHERE j.document_id = $1 AND j.owner = docchat.current_owner() FOR UPDATE;
     WITH gone AS (DELETE FROM docchat.documents d WHERE d.id = $1 AND d.owner = docchat.current_owner() RETURNING 1)
     SELECT count(*) > 0 FROM gone
 $$;
@@ -86,7 +90,7 @@ COMMENT ON FUNCTION docchat_search_images(text, integer) IS
 CREATE FUNCTION docchat.internal_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE
 RETURN ARRAY['claim_ingest_job', 'fail_ingest_job', 'pending_jobs', 'job_is_running', 'create_model_index',
-             'notify_status', 'internal_functions', 'api_functions', 'grant_usage', 'revoke_usage'];
+             'notify_status', 'ingest_channel', 'refuse_writes_on_standby', 'internal_functions', 'api_functions', 'grant_usage', 'revoke_usage'];
 
 -- The functions a user may call: docchat's own, in its two schemas, but the internal ones.
 CREATE FUNCTION docchat.api_functions() RETURNS SETOF regprocedure

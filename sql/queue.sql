@@ -25,18 +25,57 @@ CREATE TABLE docchat.ingest_jobs (
     chunks_cached integer NOT NULL DEFAULT 0,   -- embeddings reused from the owner's identical chunks
     worker_pid   integer
 );
+SELECT pg_catalog.pg_extension_config_dump('docchat.ingest_jobs', '');
 CREATE INDEX ingest_jobs_pending_idx ON docchat.ingest_jobs (run_after, enqueued_at) WHERE finished_at IS NULL;
 ALTER TABLE docchat.ingest_jobs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE docchat.ingest_jobs FORCE ROW LEVEL SECURITY;
 CREATE POLICY ingest_jobs_owner ON docchat.ingest_jobs
     USING (owner = (SELECT docchat.current_owner())) WITH CHECK (owner = (SELECT docchat.current_owner()));
 
--- Every status change is announced at commit: LISTEN docchat_ingest gets '<id>:<status>'.
+-- Every status change is announced at commit to the document's owner alone: on a channel
+-- named by a keyed hash of the owner (docchat_ingest_channel() tells the caller its name), so
+-- nobody can listen to another owner's document ids. The key is random per install and no
+-- user can read it.
+CREATE TABLE docchat.channel_key (key bytea NOT NULL);
+INSERT INTO docchat.channel_key
+SELECT sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text || clock_timestamp()::text, 'UTF8'));
+
+CREATE FUNCTION docchat.ingest_channel(owner text) RETURNS text
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'docchat_ingest_' || left(encode(sha256(k.key || convert_to(owner, 'UTF8')), 'hex'), 32) FROM docchat.channel_key k
+$$;
+
+-- The caller's channel: LISTEN to it for '<document id>:<status>' as each change commits.
+CREATE FUNCTION docchat_ingest_channel() RETURNS text
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT docchat.ingest_channel(docchat.current_owner()) $$;
+COMMENT ON FUNCTION docchat_ingest_channel() IS
+    'The notification channel of the caller''s documents: LISTEN to it for ''<id>:<status>'' on every status change';
+
+-- The ingest launcher and this database's workers, counted with definer rights: a plain role
+-- sees no backend_type of other roles' processes in pg_stat_activity (it would count 0).
+CREATE FUNCTION docchat.ingest_workers_running() RETURNS jsonb
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+        'launcher_running', EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'docchat ingest launcher'),
+        'workers_here', (SELECT count(*) FROM pg_stat_activity
+                         WHERE backend_type = 'docchat ingest worker' AND datname = current_database()))
+$$;
+
 CREATE FUNCTION docchat.notify_status() RETURNS trigger
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM pg_catalog.pg_notify('docchat_ingest', NEW.id::text || ':' || NEW.status);
+    PERFORM pg_catalog.pg_notify(docchat.ingest_channel(NEW.owner), NEW.id::text || ':' || NEW.status);
     RETURN NULL;
 END
 $$;
@@ -79,15 +118,19 @@ DECLARE
     j record;
 BEGIN
     LOOP
+        -- Owners take turns: fewest jobs running first, then the owner served least recently, so
+        -- one owner's flood waits behind everyone else's next job even with a single worker.
         SELECT q.document_id, q.attempts, q.max_attempts INTO j
         FROM docchat.ingest_jobs q
+        LEFT JOIN (SELECT r.owner,
+                          count(*) FILTER (WHERE r.finished_at IS NULL AND r.worker_pid IS NOT NULL) AS running,
+                          max(r.started_at) AS served
+                   FROM docchat.ingest_jobs r GROUP BY r.owner) s ON s.owner = q.owner
         WHERE q.finished_at IS NULL AND q.run_after <= now()
           AND NOT docchat.job_is_running(q.worker_pid, q.started_at)
           -- a job runs only for its document's owner: nobody else's bytes go into a document
           AND EXISTS (SELECT FROM docchat.documents d WHERE d.id = q.document_id AND d.owner = q.owner)
-        ORDER BY (SELECT count(*) FROM docchat.ingest_jobs r
-                  WHERE r.owner = q.owner AND r.finished_at IS NULL AND r.worker_pid IS NOT NULL),
-                 q.run_after, q.enqueued_at
+        ORDER BY s.running, s.served NULLS FIRST, q.run_after, q.enqueued_at
         FOR UPDATE OF q SKIP LOCKED
         LIMIT 1;
         IF NOT FOUND THEN

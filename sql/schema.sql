@@ -98,7 +98,8 @@ CREATE TABLE docchat.documents (
     n_chunks    integer NOT NULL DEFAULT 0,
     n_chars     integer NOT NULL DEFAULT 0,
     model       text NOT NULL REFERENCES docchat.models (name),
-    language    text NOT NULL DEFAULT 'pg_catalog.simple',  -- text search configuration
+    language    text NOT NULL DEFAULT 'pg_catalog.simple'  -- text search configuration, built-in only
+                CHECK (language LIKE 'pg_catalog.%'),
     created_at  timestamptz NOT NULL DEFAULT now(),
     ingested_at timestamptz DEFAULT now()  -- when it became ready (NULL while queued)
 );
@@ -119,7 +120,7 @@ CREATE TABLE docchat.chunks (
     heading     text,
     model       text NOT NULL REFERENCES docchat.models (name),
     embedding   vector NOT NULL,
-    language    text NOT NULL DEFAULT 'pg_catalog.simple',  -- the document's
+    language    text NOT NULL DEFAULT 'pg_catalog.simple' CHECK (language LIKE 'pg_catalog.%'),  -- the document's
     fts         tsvector GENERATED ALWAYS AS (docchat.to_fts(language, content)) STORED,
     PRIMARY KEY (document_id, chunk_index)
 );
@@ -167,8 +168,11 @@ CREATE TABLE docchat.images (
 );
 CREATE INDEX images_owner_idx ON docchat.images (owner);
 
+-- A plain sequence, not an identity: pg_dump keeps an extension sequence's position only when it
+-- is registered as configuration, and an identity's sequence cannot be.
+CREATE SEQUENCE docchat.searches_id_seq;
 CREATE TABLE docchat.searches (
-    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id          bigint PRIMARY KEY DEFAULT nextval('docchat.searches_id_seq'),
     owner       text NOT NULL DEFAULT docchat.current_owner(),
     query       text NOT NULL,
     mode        text NOT NULL,
@@ -179,6 +183,16 @@ CREATE TABLE docchat.searches (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX searches_owner_created_idx ON docchat.searches (owner, created_at DESC);
+
+-- Backups: pg_dump writes every row of the tables that hold user data (their definitions come
+-- from CREATE EXTENSION on restore). ingest_jobs registers itself in queue.sql; ingest_locks
+-- and the notification key are rebuilt on demand and at install.
+-- One call per statement: each rewrites the extension's catalog row.
+SELECT pg_catalog.pg_extension_config_dump('docchat.documents', '');
+SELECT pg_catalog.pg_extension_config_dump('docchat.chunks', '');
+SELECT pg_catalog.pg_extension_config_dump('docchat.images', '');
+SELECT pg_catalog.pg_extension_config_dump('docchat.searches', '');
+SELECT pg_catalog.pg_extension_config_dump('docchat.searches_id_seq', '');
 
 -- Row-level security: every role sees and writes only its own rows. The owner expression
 -- is wrapped in a sub-select so it is evaluated once per statement, not once per row.

@@ -188,10 +188,11 @@ BEGIN
     $query$ USING semantic, keyword, q, $3, $2, $1, $5, kw_weight;
 
     GET DIAGNOSTICS n = ROW_COUNT;
-    IF coalesce(current_setting('docchat.log_searches', true), 'on') <> 'off' THEN
+    -- A hot standby cannot write: its searches are not logged (docchat_health says so).
+    IF coalesce(current_setting('docchat.log_searches', true), 'on') <> 'off' AND NOT pg_catalog.pg_is_in_recovery() THEN
         SELECT max(h.score) INTO top FROM unnest(semantic) h;
         INSERT INTO docchat.searches (query, mode, model, n_results, top_similarity, duration)
-        VALUES ($1, $5, m.name, n, top, clock_timestamp() - started);
+        VALUES (left($1, 2000), $5, m.name, n, top, clock_timestamp() - started);  -- a bounded record of any query
     END IF;
     -- Pictures come after the chunks: their CLIP similarities are on another scale.
     IF $7 > 0 THEN

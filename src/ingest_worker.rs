@@ -25,8 +25,18 @@ pub fn register_launcher() {
         .load();
 }
 
-/// From a session that queued a document: workers for its database, if it has too few.
+/// When this session last started workers: a started worker takes a moment to show up in
+/// pg_stat_activity, so a burst of calls would otherwise start workers for every call.
+static LAST_START: parking_lot::Mutex<Option<Instant>> = parking_lot::Mutex::new(None);
+const START_SPACING: Duration = Duration::from_secs(2);
+
+/// From a session that queued a document: workers for its database, if it has too few. It runs
+/// with definer rights (docchat_ingest_async), so it counts every role's workers.
 pub fn ensure_workers() {
+    let mut last = LAST_START.lock();
+    if last.is_some_and(|t| t.elapsed() < START_SPACING) {
+        return;
+    }
     // SAFETY: the id of the database this backend is connected to.
     let database = unsafe { pg_sys::MyDatabaseId };
     let running = Spi::get_one_with_args::<i64>(
@@ -36,6 +46,9 @@ pub fn ensure_workers() {
     .ok()
     .flatten()
     .unwrap_or(0);
+    if running < settings::ingest_workers() as i64 {
+        *last = Some(Instant::now());
+    }
     for _ in running..settings::ingest_workers() as i64 {
         if !start_worker(database) {
             warning!("docchat: no background worker slot is free (max_worker_processes); the document stays queued until one is");

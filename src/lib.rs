@@ -22,6 +22,11 @@ pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
 /// never here.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // pgrx puts a captured Rust backtrace into the DETAIL of every Postgres error that passes
+    // through Rust (a statement timeout while ingesting, say) when RUST_BACKTRACE is set in the
+    // server's environment; users get Postgres' message only. Panics still print their
+    // backtrace to the server log. Nothing runs threads yet, here.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     settings::define();
     model_worker::register();
     if model_worker::preloaded() {

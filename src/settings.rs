@@ -18,6 +18,7 @@ pub static MAX_PAGES: GucSetting<i32> = GucSetting::<i32>::new(5000);
 pub static MAX_DECOMPRESSED_MB: GucSetting<i32> = GucSetting::<i32>::new(512);
 pub static MAX_OCR_PAGES: GucSetting<i32> = GucSetting::<i32>::new(200);
 pub static OCR_PAGE_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+static PARSE_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(600);
 pub static OCR_LANGUAGES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"eng"));
 pub static MODELS_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -44,6 +45,7 @@ static CHAT_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 static CHAT_API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CHAT_API_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CHAT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+static CHAT_MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(4096);
 static CHAT_BREAKER_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
 static CHAT_BREAKER_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(30);
 static JWT_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -98,16 +100,13 @@ pub fn define() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    let limits: [(&'static CStr, &'static CStr, &'static GucSetting<i32>, i32); 5] = [
-        (c"docchat.max_document_mb", c"Largest document docchat_ingest accepts, in MB.", &MAX_DOCUMENT_MB, 1024),
-        (c"docchat.max_pages", c"Most pages (or slides, sheets) a document may have.", &MAX_PAGES, 1_000_000),
-        (c"docchat.max_decompressed_mb", c"Most MB a document's compressed parts may expand to (zip bombs stop here).", &MAX_DECOMPRESSED_MB, 65_536),
-        (c"docchat.max_ocr_pages", c"Most pages of one document that go through OCR.", &MAX_OCR_PAGES, 1_000_000),
-        (c"docchat.ocr_page_timeout", c"Most milliseconds OCR may spend on one page.", &OCR_PAGE_TIMEOUT_MS, 3_600_000),
-    ];
-    for (name, short, setting, max) in limits {
-        GucRegistry::define_int_guc(name, short, c"", setting, 0, max, GucContext::Userset, GucFlags::default());
-    }
+    define_limit::<0>();
+    define_limit::<1>();
+    define_limit::<2>();
+    define_limit::<3>();
+    define_limit::<4>();
+    define_limit::<5>();
+    define_limit::<6>();
     GucRegistry::define_string_guc(
         c"docchat.ocr_languages",
         c"Tesseract languages for OCR, e.g. eng or eng+deu.",
@@ -161,7 +160,86 @@ pub fn define() {
     unsafe { pg_sys::MarkGUCPrefixReserved(c"docchat".as_ptr()) };
 }
 
-/// Background ingest: workers per database, how long they linger, retries of failed jobs.
+/// A resource limit. Anyone may lower one for a session; only the server's configuration, a
+/// superuser, or a superuser's ALTER ROLE/DATABASE SET may raise it (see check_limit).
+struct Limit {
+    name: &'static CStr,
+    short: &'static CStr,
+    setting: &'static GucSetting<i32>,
+    max: i32,
+    unit: GucFlags,
+    /// 0 means "no limit" (the timeouts), so it counts as above any other value.
+    zero_is_none: bool,
+}
+
+const fn limit(name: &'static CStr, short: &'static CStr, setting: &'static GucSetting<i32>, max: i32) -> Limit {
+    Limit { name, short, setting, max, unit: GucFlags::empty(), zero_is_none: false }
+}
+
+const LIMITS: [Limit; 7] = [
+    limit(c"docchat.max_document_mb", c"Largest document docchat_ingest accepts, in MB.", &MAX_DOCUMENT_MB, 1024),
+    limit(c"docchat.max_pages", c"Most pages (or slides, sheets) a document may have.", &MAX_PAGES, 1_000_000),
+    limit(c"docchat.max_decompressed_mb", c"Most MB a document's compressed parts may expand to (zip bombs stop here).", &MAX_DECOMPRESSED_MB, 65_536),
+    limit(c"docchat.max_ocr_pages", c"Most pages of one document that go through OCR.", &MAX_OCR_PAGES, 1_000_000),
+    Limit { unit: GucFlags::UNIT_MS, zero_is_none: true,
+            ..limit(c"docchat.ocr_page_timeout", c"Most time OCR may spend on one page (0: no limit).", &OCR_PAGE_TIMEOUT_MS, 3_600_000) },
+    limit(c"docchat.max_images", c"Most pictures stored from one document; 0 turns picture extraction off.", &MAX_IMAGES, 100_000),
+    Limit { unit: GucFlags::UNIT_S, zero_is_none: true,
+            ..limit(c"docchat.parse_timeout", c"Most time reading one document may take, OCR included (0: no limit).", &PARSE_TIMEOUT_S, 86_400) },
+];
+
+fn define_limit<const I: usize>() {
+    let l = &LIMITS[I];
+    // SAFETY: static strings and setting; called from _PG_init.
+    unsafe {
+        pg_sys::DefineCustomIntVariable(
+            l.name.as_ptr(),
+            l.short.as_ptr(),
+            c"Users may lower it; raising it takes a superuser (postgresql.conf, ALTER SYSTEM, or ALTER ROLE/DATABASE ... SET by a superuser).".as_ptr(),
+            l.setting.as_ptr(),
+            l.setting.get(),
+            0,
+            l.max,
+            GucContext::Userset as isize as _,
+            l.unit.bits(),
+            Some(check_limit::<I>),
+            None,
+            None,
+        )
+    }
+}
+
+/// The GUC table's entry of one of docchat's int settings.
+fn int_option(name: &CStr) -> Option<*mut pg_sys::config_int> {
+    // SAFETY: find_option only reads the GUC table; the type is checked before the cast.
+    unsafe {
+        let option = pg_sys::find_option(name.as_ptr(), false, true, pg_sys::DEBUG1 as i32);
+        (!option.is_null() && (*option).vartype == pg_sys::config_type::PGC_INT).then(|| option.cast())
+    }
+}
+
+/// A value above the session's reset value (what the server and a superuser configured) is
+/// refused unless a superuser sets it.
+unsafe extern "C-unwind" fn check_limit<const I: usize>(newval: *mut i32, _extra: *mut *mut std::ffi::c_void, source: pg_sys::GucSource::Type) -> bool {
+    // Settings from the configuration files and from pg_db_role_setting (validated against
+    // the privileges of whoever stored them) are trusted.
+    if source <= pg_sys::GucSource::PGC_S_DATABASE_USER || pg_sys::superuser() {
+        return true;
+    }
+    let l = &LIMITS[I];
+    let Some(option) = int_option(l.name) else { return false };
+    let ceiling = (*option).reset_val;
+    let rank = |v: i32| if l.zero_is_none && v == 0 { i64::MAX } else { v as i64 };
+    if rank(*newval) <= rank(ceiling) {
+        return true;
+    }
+    let detail = CString::new(format!("{} is {ceiling} here; only a superuser may raise it", l.name.to_string_lossy())).expect("no NUL");
+    pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
+    pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(detail.as_ptr());
+    false
+}
+
+/// Pictures: the CLIP model and which pictures of a document are stored.
 fn define_images() {
     // A model folder is code the server loads: superuser only.
     GucRegistry::define_string_guc(
@@ -182,16 +260,6 @@ fn define_images() {
         GucContext::Userset,
         GucFlags::default(),
     );
-    GucRegistry::define_int_guc(
-        c"docchat.max_images",
-        c"Most pictures stored from one document; 0 turns picture extraction off.",
-        c"Pictures are taken in page order.",
-        &MAX_IMAGES,
-        0,
-        100_000,
-        GucContext::Userset,
-        GucFlags::default(),
-    );
 }
 
 /// The CLIP folder, when docchat.clip_model_dir is set.
@@ -204,13 +272,14 @@ fn image_limits() -> Option<ImageLimits> {
     (clip_files().is_some() && max_images > 0).then(|| ImageLimits { min_side: IMAGE_MIN_SIZE.get() as u32, max_images })
 }
 
+/// Background ingest: workers per database, how long they linger, retries of failed jobs.
 fn define_queue() {
     let ints = [
         (c"docchat.ingest_workers", c"Ingest workers per database that docchat_ingest_async may start.", &INGEST_WORKERS, 1, 64, GucContext::Sighup, GucFlags::default()),
         (c"docchat.ingest_naptime", c"How often the ingest launcher looks for databases whose queue has no worker.", &INGEST_NAPTIME_S, 1, 86_400, GucContext::Sighup, GucFlags::UNIT_S),
         (c"docchat.ingest_idle_exit", c"An ingest worker with nothing pending for this long exits.", &INGEST_IDLE_EXIT_S, 1, 86_400, GucContext::Sighup, GucFlags::UNIT_S),
-        (c"docchat.ingest_max_attempts", c"Attempts at a queued document before it is failed for good.", &INGEST_MAX_ATTEMPTS, 1, 100, GucContext::Userset, GucFlags::default()),
-        (c"docchat.ingest_retry_delay", c"Wait before the second attempt; each later one waits four times longer.", &INGEST_RETRY_DELAY_MS, 0, 86_400_000, GucContext::Userset, GucFlags::UNIT_MS),
+        (c"docchat.ingest_max_attempts", c"Attempts at a queued document before it is failed for good.", &INGEST_MAX_ATTEMPTS, 1, 100, GucContext::Suset, GucFlags::default()),
+        (c"docchat.ingest_retry_delay", c"Wait before the second attempt; each later one waits four times longer.", &INGEST_RETRY_DELAY_MS, 0, 86_400_000, GucContext::Suset, GucFlags::UNIT_MS),
     ];
     for (name, short, setting, min, max, context, flags) in ints {
         GucRegistry::define_int_guc(name, short, c"", setting, min, max, context, flags);
@@ -223,6 +292,10 @@ fn define_queue() {
         GucContext::Postmaster,
         GucFlags::default(),
     );
+}
+
+pub fn log_searches() -> bool {
+    LOG_SEARCHES.get()
 }
 
 pub fn query_cache_window() -> std::time::Duration {
@@ -378,6 +451,16 @@ fn define_chat() {
         GucFlags::UNIT_MS,
     );
     GucRegistry::define_int_guc(
+        c"docchat.chat_max_tokens",
+        c"Largest max_tokens a docchat_chat call may ask the endpoint for.",
+        c"Superuser only: answers cost the endpoint's owner. Calls without max_tokens leave the length to the endpoint.",
+        &CHAT_MAX_TOKENS,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
         c"docchat.chat_breaker_failures",
         c"After this many endpoint failures in a row, docchat_chat stops calling the endpoint for docchat.chat_breaker_seconds.",
         c"Counted across all sessions when docchat is preloaded. 0 turns the breaker off.",
@@ -405,8 +488,12 @@ pub struct ChatSettings {
     pub api_key: Option<String>,
     pub api_key_file: Option<PathBuf>,
     pub timeout: std::time::Duration,
+    pub max_tokens: i32,
     pub breaker_failures: u64,
     pub breaker_cooldown: std::time::Duration,
+    /// Whether this session waits as long as the server's configuration says: only then does a
+    /// timeout say the endpoint is slow, rather than that the session asked for little time.
+    pub timeout_is_the_servers: bool,
 }
 
 pub fn chat() -> ChatSettings {
@@ -419,8 +506,22 @@ pub fn chat() -> ChatSettings {
         api_key: text(&CHAT_API_KEY),
         api_key_file: setting_path(&CHAT_API_KEY_FILE),
         timeout: std::time::Duration::from_millis(CHAT_TIMEOUT_MS.get() as u64),
+        max_tokens: CHAT_MAX_TOKENS.get(),
         breaker_failures: CHAT_BREAKER_FAILURES.get() as u64,
         breaker_cooldown: std::time::Duration::from_secs(CHAT_BREAKER_SECONDS.get() as u64),
+        timeout_is_the_servers: CHAT_TIMEOUT_MS.get() >= configured_int(c"docchat.chat_timeout_ms").unwrap_or(i32::MAX),
+    }
+}
+
+/// An int setting's value from the server's configuration (postgresql.conf, ALTER SYSTEM, the
+/// command line or ALTER DATABASE), never from SET or a role's own ALTER ROLE ... SET: those
+/// leave the built-in default.
+fn configured_int(name: &CStr) -> Option<i32> {
+    let option = int_option(name)?;
+    // SAFETY: an entry of the GUC table, which lives as long as the process.
+    unsafe {
+        let trusted = (*option).gen_.reset_source <= pg_sys::GucSource::PGC_S_DATABASE;
+        Some(if trusted { (*option).reset_val } else { (*option).boot_val })
     }
 }
 
@@ -500,6 +601,11 @@ pub fn models_dir() -> PathBuf {
 
 pub fn runtime_library() -> PathBuf {
     setting_path(&ONNXRUNTIME_LIBRARY).unwrap_or_else(|| lib_dir().join("docchat").join(ORT_FILE))
+}
+
+/// How long reading one document may take (docchat.parse_timeout), if limited.
+pub fn parse_timeout() -> Option<std::time::Duration> {
+    Some(PARSE_TIMEOUT_S.get()).filter(|s| *s > 0).map(|s| std::time::Duration::from_secs(s as u64))
 }
 
 /// The model the worker loads before anyone asks.

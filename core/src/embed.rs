@@ -67,11 +67,30 @@ fn require(what: &str, path: &Path) -> Result<()> {
     }
 }
 
+/// Most bytes of a text that its model input is read from, per word-piece of the sequence
+/// length. Real text needs under 10 bytes a piece; the bound keeps one 10 MB argument from
+/// tokenizing for seconds in the model worker that every session shares. Only a text made
+/// mostly of whitespace, or of words over 100 characters, could lose pieces to it.
+pub const MODEL_INPUT_BYTES_PER_PIECE: usize = 128;
+
+/// The part of `text` that can reach a model reading at most `max_seq_len` word-pieces.
+pub fn model_input(text: &str, max_seq_len: usize) -> &str {
+    let mut end = max_seq_len.saturating_mul(MODEL_INPUT_BYTES_PER_PIECE);
+    if text.len() <= end {
+        return text;
+    }
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// The word-piece tokenizer twice: truncating at the model's sequence length (model input)
 /// and untruncated (what the chunker counts). Neither pads.
 pub struct TextTokenizer {
     model_input: Tokenizer,
     whole: Tokenizer,
+    max_seq_len: usize,
 }
 
 impl TextTokenizer {
@@ -85,7 +104,7 @@ impl TextTokenizer {
         model_input
             .with_truncation(Some(TruncationParams { max_length: max_seq_len, ..Default::default() }))
             .map_err(|e| unavailable("tokenizer", path, e))?;
-        Ok(TextTokenizer { model_input, whole })
+        Ok(TextTokenizer { model_input, whole, max_seq_len })
     }
 
     /// Word-pieces of `text` without special tokens and without truncation: what the chunker counts.
@@ -105,7 +124,7 @@ impl TextTokenizer {
     }
 
     pub fn encode(&self, text: &str) -> Result<tokenizers::Encoding> {
-        self.model_input.encode(text, true).map_err(tokenizer_failure)
+        self.model_input.encode(model_input(text, self.max_seq_len), true).map_err(tokenizer_failure)
     }
 }
 
@@ -264,6 +283,16 @@ mod tests {
         let v = mean_pool_normalised(&hidden, &[1, 1, 0], 2);
         assert_eq!(v, vec![1.0, 0.0]);
     }
+
+    #[test]
+    fn model_input_is_bounded_at_a_char_boundary() {
+        assert_eq!(model_input("short text", 4), "short text");
+        let long = "é".repeat(1000); // two bytes each
+        let cut = model_input(&long, 3);
+        assert_eq!(cut.len(), 3 * MODEL_INPUT_BYTES_PER_PIECE);
+        let odd = format!("x{long}");
+        assert_eq!(model_input(&odd, 3).len(), 3 * MODEL_INPUT_BYTES_PER_PIECE - 1);
+    }
 }
 
 #[cfg(test)]
@@ -293,6 +322,9 @@ pub(crate) mod model_tests {
         for (i, p) in pieces.iter().enumerate().filter(|(_, p)| p.word_start) {
             assert_eq!(tok.pieces(&text[p.start..]).unwrap().len(), pieces.len() - i, "cut at {i}");
         }
+        // Ten megabytes are read only as far as the model can see: the same ids as a short prefix.
+        let huge = "many words in a long text ".repeat(400_000);
+        assert_eq!(tok.encode(&huge).unwrap().get_ids(), tok.encode(&huge[..4000]).unwrap().get_ids());
         let long = "word ".repeat(400);
         assert_eq!(tok.pieces(&long).unwrap().len(), 400, "pieces are not truncated");
         assert_eq!(tok.encode(&long).unwrap().len(), 256, "model input is");

@@ -59,12 +59,16 @@ fn docchat_chat(
     if let Some(t) = temperature.filter(|t| !(0.0..=2.0).contains(t)) {
         raise(DocError::new(ErrorKind::InvalidArgument, format!("temperature must be between 0 and 2, not {t}")), Some("docchat_chat"));
     }
-    if let Some(m) = max_tokens.filter(|m| *m < 1) {
-        raise(DocError::new(ErrorKind::InvalidArgument, format!("max_tokens must be at least 1, not {m}")), Some("docchat_chat"));
+    if let Some(m) = max_tokens.filter(|m| *m < 1 || *m > s.max_tokens) {
+        raise(
+            DocError::new(ErrorKind::InvalidArgument, format!("max_tokens must be between 1 and {}, not {m}", s.max_tokens))
+                .with_hint("docchat.chat_max_tokens (superuser) sets the largest answer a call may ask for"),
+            Some("docchat_chat"),
+        );
     }
     let breaker = breaker(&s);
     breaker.check(now_ms()).or_raise(Some("docchat_chat"));
-    let context = Spi::get_one_with_args::<JsonB>(
+    let context = super::standby::select_one::<JsonB>(
         "SELECT docchat_chat_context($1, $2, $3, $4)",
         &[message.into(), history.into(), k.into(), max_context_tokens.into()],
     )
@@ -74,7 +78,11 @@ fn docchat_chat(
     let body = chat::request_body(&model, &context["messages"], temperature, max_tokens);
     let started = Instant::now();
     let result = complete_interruptibly(endpoint, body);
-    breaker.record(result.as_ref().map(|_| ()), now_ms());
+    // A timeout the session chose shorter than the server's says nothing about the endpoint.
+    let outcome = result.as_ref().map(|_| ());
+    if s.timeout_is_the_servers || !matches!(&outcome, Err(e) if e.kind == ErrorKind::ChatTimeout) {
+        breaker.record(outcome, now_ms());
+    }
     let done = result.or_raise(Some("docchat_chat"));
     JsonB(answer_json(done, &context, &model, started.elapsed()))
 }

@@ -6,6 +6,7 @@ use super::embed::embeds_in_worker;
 use super::error::OrRaise;
 use super::worker_client;
 use crate::settings;
+use docchat_core::clip::tokenizer::CONTEXT_LENGTH;
 use docchat_core::clip::{preprocess, ClipFiles, ClipImageModel, ClipTextModel};
 use docchat_core::parse::embedded_images::EmbeddedImage;
 use docchat_core::serve::wire::{Input, ModelKey, ModelKind};
@@ -63,7 +64,8 @@ pub fn embed_texts(texts: &[&str]) -> Result<Vec<Vec<f32>>, DocError> {
     let files = clip_files()?;
     if embeds_in_worker() {
         let key = ModelKey::clip(files.dir.to_string_lossy(), ModelKind::ClipText);
-        return worker_client::embed(&key, texts);
+        let texts: Vec<&str> = texts.iter().map(|t| docchat_core::embed::model_input(t, CONTEXT_LENGTH)).collect();
+        return worker_client::embed(&key, &texts);
     }
     let mut slot = TEXT_MODEL.lock();
     if slot.as_ref().is_none_or(|(f, _)| *f != files) {

@@ -20,24 +20,38 @@ static MODEL: Mutex<Option<Loaded<Embedder>>> = Mutex::new(None);
 static TOKENIZER: Mutex<Option<Loaded<TextTokenizer>>> = Mutex::new(None);
 
 /// This session's recent single-text embeddings (search queries, mostly): a query repeated
-/// within docchat.query_cache_ms reuses its vector instead of running the model again.
+/// within docchat.query_cache_ms reuses its vector instead of running the model again. Entries
+/// and hit counts are per owner: JWT subjects sharing a pooled connection never see each
+/// other's queries, not even as a hit count.
 struct QueryCache {
-    entries: Vec<(Instant, String, String, Vec<f32>)>,
-    hits: u64,
+    entries: Vec<CachedQuery>,
+    hits: Vec<(String, u64)>,
+}
+struct CachedQuery {
+    at: Instant,
+    owner: String,
+    model: String,
+    text: String,
+    vector: Vec<f32>,
 }
 const QUERY_CACHE_ENTRIES: usize = 64;
-static QUERY_CACHE: Mutex<QueryCache> = Mutex::new(QueryCache { entries: Vec::new(), hits: 0 });
+static QUERY_CACHE: Mutex<QueryCache> = Mutex::new(QueryCache { entries: Vec::new(), hits: Vec::new() });
 
 fn embed_query(model: &Model, text: &str) -> Result<Vec<f32>, DocError> {
     let window = settings::query_cache_window();
     if window.is_zero() {
         return embed_texts(model, &[text]).map(|mut v| v.remove(0));
     }
+    let owner = super::owner::current_owner();
     {
         let mut cache = QUERY_CACHE.lock();
-        cache.entries.retain(|(at, ..)| at.elapsed() < window);
-        if let Some(hit) = cache.entries.iter().find(|(_, m, t, _)| *m == model.name && t == text).map(|e| e.3.clone()) {
-            cache.hits += 1;
+        cache.entries.retain(|e| e.at.elapsed() < window);
+        let hit = cache.entries.iter().find(|e| e.owner == owner && e.model == model.name && e.text == text).map(|e| e.vector.clone());
+        if let Some(hit) = hit {
+            match cache.hits.iter_mut().find(|(o, _)| *o == owner) {
+                Some((_, n)) => *n += 1,
+                None => cache.hits.push((owner, 1)),
+            }
             return Ok(hit);
         }
     }
@@ -46,14 +60,16 @@ fn embed_query(model: &Model, text: &str) -> Result<Vec<f32>, DocError> {
     if cache.entries.len() >= QUERY_CACHE_ENTRIES {
         cache.entries.remove(0);
     }
-    cache.entries.push((Instant::now(), model.name.clone(), text.to_string(), vector.clone()));
+    cache.entries.push(CachedQuery { at: Instant::now(), owner, model: model.name.clone(), text: text.to_string(), vector: vector.clone() });
     Ok(vector)
 }
 
-/// (entries, hits) of this session's query cache, for docchat_health().
+/// (entries, hits) of the caller's own part of this session's query cache, for docchat_health().
 pub fn query_cache_stats() -> (usize, u64) {
+    let owner = super::owner::current_owner();
     let cache = QUERY_CACHE.lock();
-    (cache.entries.len(), cache.hits)
+    let entries = cache.entries.iter().filter(|e| e.owner == owner).count();
+    (entries, cache.hits.iter().find(|(o, _)| *o == owner).map_or(0, |(_, n)| *n))
 }
 
 /// Whether this session's embeddings come from the model worker.
@@ -63,6 +79,9 @@ pub fn embeds_in_worker() -> bool {
 
 /// One unit vector per text, in order.
 pub fn embed_texts(model: &Model, texts: &[&str]) -> Result<Vec<Vec<f32>>, DocError> {
+    // Only what the model can read travels to the worker (a 10 MB text is its first ~32 KB).
+    let texts: Vec<&str> = texts.iter().map(|t| docchat_core::embed::model_input(t, model.max_seq_len)).collect();
+    let texts = texts.as_slice();
     let vectors = if embeds_in_worker() {
         worker_client::embed(&model.key(), texts)?
     } else {

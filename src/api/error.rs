@@ -3,28 +3,28 @@ use docchat_core::{DocError, ErrorKind};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{function_name, PgLogLevel, PgSqlErrorCode};
 
+/// Document problems are class 22, endpoint and worker failures classes 38, 55 and 58: never
+/// 08, 28 or 57P, which connection pools read as a dead connection or a failed login.
 pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
     use PgSqlErrorCode::*;
     match kind {
-        ErrorKind::Unsupported => ERRCODE_FEATURE_NOT_SUPPORTED,
+        ErrorKind::Unsupported => ERRCODE_DATA_EXCEPTION,
         ErrorKind::InvalidEncoding => ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
         ErrorKind::Corrupt => ERRCODE_INVALID_BINARY_REPRESENTATION,
         ErrorKind::NoText => ERRCODE_NO_DATA_FOUND,
-        ErrorKind::Encrypted => ERRCODE_INVALID_PASSWORD,
+        // The password argument is missing or wrong.
+        ErrorKind::Encrypted => ERRCODE_INVALID_PARAMETER_VALUE,
         ErrorKind::NullValue => ERRCODE_NULL_VALUE_NOT_ALLOWED,
         ErrorKind::InvalidArgument => ERRCODE_INVALID_PARAMETER_VALUE,
         ErrorKind::ModelUnavailable => ERRCODE_UNDEFINED_FILE,
         ErrorKind::ModelFailure => ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
         ErrorKind::TooLarge => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         ErrorKind::Cancelled => ERRCODE_QUERY_CANCELED,
-        ErrorKind::WorkerUnavailable => ERRCODE_CANNOT_CONNECT_NOW,
+        ErrorKind::WorkerUnavailable => ERRCODE_SYSTEM_ERROR,
         ErrorKind::ChatUnconfigured => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        ErrorKind::ChatUnreachable => ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
-        ErrorKind::ChatTimeout => ERRCODE_CONNECTION_FAILURE,
-        ErrorKind::ChatRejected => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-        ErrorKind::ChatRefused => ERRCODE_PROTOCOL_VIOLATION,
-        ErrorKind::ChatFailed => ERRCODE_CONNECTION_EXCEPTION,
-        ErrorKind::ChatCircuitOpen => ERRCODE_SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION,
+        ErrorKind::ChatUnreachable | ErrorKind::ChatTimeout => ERRCODE_IO_ERROR,
+        ErrorKind::ChatRejected | ErrorKind::ChatRefused | ErrorKind::ChatFailed => ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+        ErrorKind::ChatCircuitOpen => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         ErrorKind::Forbidden => ERRCODE_INSUFFICIENT_PRIVILEGE,
     }
 }

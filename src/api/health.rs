@@ -1,7 +1,8 @@
 //! docchat_health(): what serves embeddings and whether it is well.
 use super::embed::{backend_model, embeds_in_worker};
+use super::standby::select_one;
 use super::worker_client;
-use crate::{ingest_worker, model_worker, settings};
+use crate::{model_worker, settings};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
@@ -24,7 +25,7 @@ fn docchat_health() -> JsonB {
             Err(e) => json!({"preloaded": true, "running": false, "error": e.message}),
         }
     };
-    let pgvector = Spi::get_one::<String>("SELECT extversion::text FROM pg_extension WHERE extname = 'vector'").ok().flatten();
+    let pgvector = select_one::<String>("SELECT extversion::text FROM pg_extension WHERE extname = 'vector'", &[]).ok().flatten();
     let session_model = backend_model().map(|(path, dim, device)| json!({"model": path, "dimension": dim, "device": device}));
     let (entries, hits) = super::embed::query_cache_stats();
     let query_cache = json!({"entries": entries, "hits": hits, "window_ms": settings::query_cache_window().as_millis() as u64});
@@ -38,28 +39,27 @@ fn docchat_health() -> JsonB {
         "chat": super::chat::health(),
         "ingest": ingest(),
         "query_cache": query_cache,
+        // A standby serves reads; its searches are not logged (it cannot write).
+        "standby": super::standby::is_standby(),
+        "searches_logged": !super::standby::is_standby() && settings::log_searches(),
         "clip": super::clip::health(),
         "tesseract": tesseract(),
-        "disk_bytes": Spi::get_one::<i64>(
+        "disk_bytes": select_one::<i64>(
             "SELECT sum(pg_total_relation_size(c.oid))::int8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = 'docchat' AND c.relkind IN ('r', 'm')"
+             WHERE n.nspname = 'docchat' AND c.relkind IN ('r', 'm')",
+            &[]
         ).ok().flatten(),
     }))
 }
 
-/// Ingest workers and launcher alive, and the caller's queue (its own rows, by row-level security).
+/// Ingest workers and launcher alive (counted with definer rights), and the caller's queue (its
+/// own rows, by row-level security). Other databases' workers are a superuser's business.
 fn ingest() -> Value {
-    let query = format!(
-        "SELECT jsonb_build_object( \
-            'launcher_running', EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'docchat ingest launcher'), \
-            'workers_here', (SELECT count(*) FROM pg_stat_activity WHERE backend_type = '{worker}' AND datname = current_database()), \
-            'workers_cluster', (SELECT count(*) FROM pg_stat_activity WHERE backend_type = '{worker}'), \
+    let query = "SELECT docchat.ingest_workers_running() || jsonb_build_object( \
             'queue_depth', s.queue_depth, 'failed_jobs', s.failed_jobs, \
             'oldest_pending_seconds', round(extract(epoch FROM s.oldest_pending_age)::numeric, 1)) \
-         FROM docchat.stats s",
-        worker = ingest_worker::WORKER_TYPE
-    );
-    Spi::get_one::<JsonB>(&query).ok().flatten().map(|j| j.0).unwrap_or(Value::Null)
+         FROM docchat.stats s";
+    select_one::<JsonB>(query, &[]).ok().flatten().map(|j| j.0).unwrap_or(Value::Null)
 }
 
 fn tesseract() -> Value {

@@ -28,6 +28,7 @@ fn docchat_ingest(
     model: default!(Option<&str>, "NULL"),
     force: default!(bool, "false"),
 ) -> Uuid {
+    super::standby::refuse_writes("docchat_ingest");
     let (content, user_metadata) = check_arguments(content, filename, metadata);
     let model = Model::resolve(model);
     let cfg = settings::chunk_config(chunk_size, chunk_overlap, model.max_seq_len);

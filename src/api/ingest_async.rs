@@ -23,6 +23,7 @@ fn docchat_ingest_async(
     model: default!(Option<&str>, "NULL"),
     force: default!(bool, "false"),
 ) -> Uuid {
+    super::standby::refuse_writes("docchat_ingest_async");
     let (content, user_metadata) = check_arguments(content, filename, metadata);
     let model = Model::resolve(model);
     settings::chunk_config(chunk_size, chunk_overlap, model.max_seq_len).validate().or_raise(filename);

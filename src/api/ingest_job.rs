@@ -79,6 +79,11 @@ pub fn run_next_job() -> bool {
 
 fn run(id: Uuid) -> Result<(), DocError> {
     let Some(job) = in_transaction(|| load(id)) else { return Ok(()) };
+    // The worker's own limits (the server's) apply, whatever the queueing session had set.
+    if job.content.len() > settings::max_document_bytes() {
+        return Err(DocError::new(ErrorKind::TooLarge, format!("document is {} bytes, more than docchat.max_document_mb allows", job.content.len()))
+            .with_hint("raise docchat.max_document_mb in postgresql.conf, or split the document"));
+    }
     let parsed = parse_isolated(&job.content, job.option("filename"), job.option("mime_type"), settings::parse_options(job.option("password")))?;
     let pages = parsed.pages.len() as i32;
     in_transaction(|| {

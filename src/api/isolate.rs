@@ -1,8 +1,11 @@
 //! Parsers run on a helper thread with a large stack: a hostile document that recurses deeply
 //! (nested PDF arrays, XObjects) must not overflow the backend's own stack, and query cancel or
 //! statement_timeout must stop a slow parse. The helper thread never touches Postgres: it sees
-//! only the bytes and a cancel flag that the main thread sets when Postgres wants to interrupt.
+//! only the bytes and a cancel flag that the main thread sets when Postgres wants to interrupt,
+//! or when the parse runs past docchat.parse_timeout (the bound on one document, for the
+//! ingest workers too, which have no statement_timeout).
 use super::error::{serve_interrupts, stop_requested};
+use crate::settings;
 use docchat_core::parse::{self, Ctx, Options, Parsed};
 use docchat_core::{DocError, ErrorKind};
 use pgrx::prelude::*;
@@ -32,9 +35,16 @@ pub fn parse_isolated(content: &[u8], filename: Option<&str>, mime: Option<&str>
     if let Err(e) = spawned {
         return Err(DocError::new(ErrorKind::TooLarge, format!("cannot start the parser thread: {e}")));
     }
+    let (started, limit) = (Instant::now(), settings::parse_timeout());
+    let mut timed_out = false;
     let mut cancelled_at: Option<Instant> = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(Err(e)) if timed_out && e.kind == ErrorKind::Cancelled => {
+                let limit = limit.map_or(0, |l| l.as_secs());
+                return Err(DocError::new(ErrorKind::TooLarge, format!("reading the document took longer than docchat.parse_timeout ({limit} s)"))
+                    .with_hint("a superuser may raise docchat.parse_timeout for documents this slow to read"));
+            }
             Ok(result) => return result,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(DocError::new(ErrorKind::Corrupt, "the parser stopped without a result"))
@@ -42,6 +52,11 @@ pub fn parse_isolated(content: &[u8], filename: Option<&str>, mime: Option<&str>
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         match cancelled_at {
+            None if limit.is_some_and(|l| started.elapsed() > l) => {
+                timed_out = true;
+                cancel.store(true, Ordering::Relaxed);
+                cancelled_at = Some(Instant::now());
+            }
             None if stop_requested() => {
                 cancel.store(true, Ordering::Relaxed);
                 cancelled_at = Some(Instant::now());

@@ -11,6 +11,7 @@ mod ingest_job;
 mod isolate;
 mod models;
 mod owner;
+mod standby;
 mod worker_client;
 
 pub use chat::init_shared_memory;

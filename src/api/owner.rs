@@ -10,7 +10,7 @@ use std::ffi::CStr;
 
 /// Created by the schema script, before the tables whose defaults and policies use it.
 #[pg_extern(sql = false)]
-fn current_owner() -> String {
+pub fn current_owner() -> String {
     // SAFETY: main thread, in a transaction; the outer user is the session's current role.
     let role = unsafe { CStr::from_ptr(pg_sys::GetUserNameFromId(pg_sys::GetOuterUserId(), false)).to_string_lossy().into_owned() };
     owner_of(&role, &settings::jwt_roles(), setting(c"request.jwt.claims").as_deref(), setting(c"request.jwt.claim.sub").as_deref())

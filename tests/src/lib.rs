@@ -115,3 +115,52 @@ pub fn wait_for_status(c: &mut Client, id: &str, status: &str, within: Duration)
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The CLIP-shaped model folder that scripts/clip_fixture.sh makes.
+pub fn clip_model_dir() -> String {
+    PathBuf::from(std::env::var("DOCCHAT_TEST_CLIP_FIXTURE").expect("DOCCHAT_TEST_CLIP_FIXTURE (make test sets it)")).join("model").display().to_string()
+}
+
+/// The repository root (scripts/ is there).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A second local cluster for a test (a restore target, a standby): its data folder under
+/// $DOCCHAT_STATE, started on the first free port above the test cluster's by
+/// scripts/cluster.sh (`primary`: as a streaming standby of that port), stopped and removed on drop.
+pub struct OtherCluster {
+    pub port: u16,
+    datadir: PathBuf,
+}
+
+impl OtherCluster {
+    pub fn start(name: &str, primary: Option<u16>) -> OtherCluster {
+        let state = std::env::var("DOCCHAT_STATE").map(PathBuf::from).unwrap_or_else(|_| repo());
+        let datadir = state.join(name);
+        let _ = std::fs::remove_dir_all(&datadir);
+        let port = (port() + 1..port() + 100).find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()).expect("a free port");
+        let cluster = OtherCluster { port, datadir };
+        cluster.run("start", primary);
+        cluster
+    }
+
+    pub fn connect(&self, db: &str, user: &str) -> Client {
+        Client::connect(&format!("host=127.0.0.1 port={} user={user} dbname={db}", self.port), NoTls).unwrap()
+    }
+
+    fn run(&self, action: &str, primary: Option<u16>) {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(repo().join("scripts/cluster.sh")).arg(&self.datadir).arg(self.port.to_string()).arg(action);
+        cmd.args(primary.map(|p| p.to_string()));
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for OtherCluster {
+    fn drop(&mut self) {
+        self.run("stop", None);
+        let _ = std::fs::remove_dir_all(&self.datadir);
+    }
+}

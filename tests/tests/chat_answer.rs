@@ -119,13 +119,13 @@ fn endpoint_failures_are_clear_errors() {
     let mut c = setup("t_chat_errors", &llm);
     let ask = "'When is the launch?'";
     let cases: [(Reply, &str, &str); 5] = [
-        (fake_llm::status(500, r#"{"error": {"message": "boom"}}"#), "08000", "docchat_chat: the chat endpoint answered HTTP 500: boom"),
-        (fake_llm::status(401, r#"{"error": {"message": "Incorrect API key"}}"#), "28000",
+        (fake_llm::status(500, r#"{"error": {"message": "boom"}}"#), "38000", "docchat_chat: the chat endpoint answered HTTP 500: boom"),
+        (fake_llm::status(401, r#"{"error": {"message": "Incorrect API key"}}"#), "38000",
             "docchat_chat: the chat endpoint answered HTTP 401: Incorrect API key"),
-        (fake_llm::status(404, "no such route"), "08P01", "docchat_chat: the chat endpoint answered HTTP 404: no such route"),
-        (fake_llm::status(200, r#"{"choices": []}"#), "08000",
+        (fake_llm::status(404, "no such route"), "38000", "docchat_chat: the chat endpoint answered HTTP 404: no such route"),
+        (fake_llm::status(200, r#"{"choices": []}"#), "38000",
             r#"docchat_chat: the chat endpoint's reply is not a chat completion (no choices): {"choices": []}"#),
-        (Reply { delay: Duration::from_secs(3), ..fake_llm::completion("late") }, "08006",
+        (Reply { delay: Duration::from_secs(3), ..fake_llm::completion("late") }, "58030",
             "docchat_chat: the chat endpoint did not answer within 300 ms"),
     ];
     c.batch_execute("SET docchat.chat_timeout_ms = 300").unwrap();
@@ -150,7 +150,8 @@ fn endpoint_failures_are_clear_errors() {
     let before = llm.requests().len();
     for (args, message) in [
         ("'x', temperature => 3", "docchat_chat: temperature must be between 0 and 2, not 3"),
-        ("'x', max_tokens => 0", "docchat_chat: max_tokens must be at least 1, not 0"),
+        ("'x', max_tokens => 0", "docchat_chat: max_tokens must be between 1 and 4096, not 0"),
+        ("'x', max_tokens => 4097", "docchat_chat: max_tokens must be between 1 and 4096, not 4097"),
     ] {
         assert_eq!(fails(&mut c, args).0, "22023", "{args}");
         assert_eq!(fails(&mut c, args).1, message);
@@ -176,15 +177,15 @@ fn repeated_failures_open_one_breaker_for_every_session() {
     chat(&mut c, ask).unwrap(); // a success resets whatever earlier tests left
     for _ in 0..3 {
         llm.queue(fake_llm::status(503, "overloaded"));
-        assert_eq!(fails(&mut c, ask).0, "08000");
+        assert_eq!(fails(&mut c, ask).0, "38000");
     }
     let (code, message, _) = fails(&mut c, ask);
-    assert_eq!((code.as_str(), message.as_str()), ("08004", "docchat_chat: the chat endpoint failed 3 times in a row; docchat stops calling it for 2 s"));
+    assert_eq!((code.as_str(), message.as_str()), ("55000", "docchat_chat: the chat endpoint failed 3 times in a row; docchat stops calling it for 2 s"));
     assert_eq!(llm.requests().len(), 4, "the open breaker sends nothing");
     // Another session, with the default settings, is refused too: the breaker is the cluster's.
     let mut other = connect("t_chat_breaker", "postgres");
     other.batch_execute(&format!("SET docchat.chat_url = '{}'; SET docchat.chat_model = 'test-model'", llm.url)).unwrap();
-    assert_eq!(fails(&mut other, ask).0, "08004");
+    assert_eq!(fails(&mut other, ask).0, "55000");
     let health: Value = other.query_one("SELECT docchat_health()::text", &[]).unwrap().get::<_, String>(0).parse().unwrap();
     assert_eq!((health["chat"]["breaker_open"].clone(), health["chat"]["consecutive_failures"].clone()), (json!(true), json!(3)));
     std::thread::sleep(Duration::from_millis(2100));
@@ -192,4 +193,43 @@ fn repeated_failures_open_one_breaker_for_every_session() {
     let health: Value = c.query_one("SELECT docchat_health()::text", &[]).unwrap().get::<_, String>(0).parse().unwrap();
     assert_eq!((health["chat"]["breaker_open"].clone(), health["chat"]["consecutive_failures"].clone()), (json!(false), json!(0)));
     assert_eq!(llm.requests().len(), 5);
+}
+
+#[test]
+fn a_short_session_timeout_cannot_open_the_breaker() {
+    let _turn = ENDPOINT.lock().unwrap_or_else(|p| p.into_inner());
+    let llm = FakeLlm::start();
+    let db = "t_chat_short";
+    drop(setup(db, &llm));
+    // The server's timeout for this database; sessions read it when they connect.
+    connect(db, "postgres").batch_execute(&format!("ALTER DATABASE {db} SET docchat.chat_timeout_ms = 400")).unwrap();
+    let mut c = connect(db, "postgres");
+    c.batch_execute(&format!(
+        "SET docchat.chat_url = '{}'; SET docchat.chat_model = 'test-model'; SET docchat.chat_api_key = 'sk-test';
+         SET docchat.chat_breaker_failures = 3; SET docchat.chat_breaker_seconds = 2; SET ROLE t_chat_short_user",
+        llm.url
+    ))
+    .unwrap();
+    let ask = "'When is the launch?'";
+    chat(&mut c, ask).unwrap(); // a success resets whatever earlier tests left
+    // The attack: five timeouts of the user's own making against a slow endpoint.
+    c.batch_execute("SET docchat.chat_timeout_ms = 100").unwrap();
+    for _ in 0..5 {
+        llm.queue(Reply { delay: Duration::from_millis(300), ..fake_llm::completion("late") });
+        let (code, message, _) = fails(&mut c, ask);
+        assert_eq!((code.as_str(), message.as_str()), ("58030", "docchat_chat: the chat endpoint did not answer within 100 ms"));
+    }
+    let health: Value = c.query_one("SELECT docchat_health()::text", &[]).unwrap().get::<_, String>(0).parse().unwrap();
+    assert_eq!((health["chat"]["breaker_open"].clone(), health["chat"]["consecutive_failures"].clone()), (json!(false), json!(0)));
+    assert_eq!(chat(&mut c, ask).unwrap()["answer"], "ok");
+    // The server's own timeout (ALTER DATABASE here) still counts: the endpoint is slow for everyone.
+    c.batch_execute("RESET docchat.chat_timeout_ms").unwrap();
+    for _ in 0..3 {
+        llm.queue(Reply { delay: Duration::from_millis(1500), ..fake_llm::completion("late") });
+        assert_eq!(fails(&mut c, ask).1, "docchat_chat: the chat endpoint did not answer within 400 ms");
+    }
+    assert_eq!(fails(&mut c, ask).0, "55000");
+    // Leave the cluster's breaker closed for the other tests.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(chat(&mut c, ask).unwrap()["answer"], "ok");
 }

@@ -10,10 +10,6 @@ fn fixture() -> PathBuf {
     PathBuf::from(std::env::var("DOCCHAT_TEST_CLIP_FIXTURE").expect("DOCCHAT_TEST_CLIP_FIXTURE (make test sets it)"))
 }
 
-fn model_dir() -> String {
-    fixture().join("model").display().to_string()
-}
-
 fn reference() -> Value {
     serde_json::from_slice(&std::fs::read(fixture().join("reference/embeddings.json")).unwrap()).unwrap()
 }
@@ -58,7 +54,7 @@ fn embeddings_match_the_reference_in_worker_and_backend() {
     assert_eq!(health["clip"]["ok"], false);
     assert_eq!(health["clip"]["missing"].as_array().unwrap().len(), 3);
 
-    c.batch_execute(&format!("SET docchat.clip_model_dir = '{}'", model_dir())).unwrap();
+    c.batch_execute(&format!("SET docchat.clip_model_dir = '{}'", clip_model_dir())).unwrap();
     for worker in ["on", "off"] {
         c.batch_execute(&format!("SET docchat.model_worker = {worker}")).unwrap();
         let v = image_vector(&mut c, &chelsea);
@@ -75,7 +71,7 @@ fn embeddings_match_the_reference_in_worker_and_backend() {
     let null: Option<Vec<f32>> = c.query_one("SELECT docchat_embed_image(NULL)::real[]", &[]).unwrap().get(0);
     assert!(null.is_none());
     let e = c.query_one("SELECT docchat_embed_image('not an image'::bytea)", &[]).unwrap_err();
-    assert_eq!(sqlstate(&e), "0A000", "{e}");
+    assert_eq!(sqlstate(&e), "22000", "{e}");
     let e = c.query_one("SELECT docchat_embed_image($1)", &[&&chelsea[..chelsea.len() / 2]]).unwrap_err();
     assert_eq!(sqlstate(&e), "22P03", "{e}");
 }
@@ -97,7 +93,7 @@ fn pictures_are_stored_and_searched_per_owner() {
     create_role(&mut admin, "clip_alice", true);
     create_role(&mut admin, "clip_bob", true);
     for role in ["clip_alice", "clip_bob"] {
-        admin.batch_execute(&format!("ALTER ROLE {role} SET docchat.clip_model_dir = '{}'", model_dir())).unwrap();
+        admin.batch_execute(&format!("ALTER ROLE {role} SET docchat.clip_model_dir = '{}'", clip_model_dir())).unwrap();
     }
     let mut alice = connect("t_clip_search", "clip_alice");
     let mut bob = connect("t_clip_search", "clip_bob");

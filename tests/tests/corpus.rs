@@ -87,7 +87,7 @@ fn encrypted_pdfs_open_with_their_passwords_only() {
         let bytes = read_shared(&format!("corpus/pdf/{name}"));
         for given in [None, Some("not-the-password")] {
             let err = c.query_one("SELECT docchat_ingest($1, $2, password => $3)", &[&bytes, name, &given]).unwrap_err();
-            assert_eq!(sqlstate(&err), "28P01", "{name} with {given:?}");
+            assert_eq!(sqlstate(&err), "22023", "{name} with {given:?}");
             let db = err.as_db_error().unwrap();
             assert!(db.hint().is_some_and(|h| h.contains("password")), "{name}: hint {:?}", db.hint());
         }
@@ -129,7 +129,7 @@ fn encrypted_office_files_open_with_their_password_only() {
         let bytes = read_shared(&format!("corpus/office/{name}"));
         for given in [None, Some("not-tika")] {
             let err = c.query_one("SELECT docchat_ingest($1, $2, password => $3)", &[&bytes, &name, &given]).unwrap_err();
-            assert_eq!(sqlstate(&err), "28P01", "{name} with {given:?}");
+            assert_eq!(sqlstate(&err), "22023", "{name} with {given:?}");
             assert!(err.as_db_error().unwrap().hint().is_some_and(|h| h.contains("password")));
         }
         let id: String = c.query_one("SELECT docchat_ingest($1, $2, password => 'tika')::text", &[&bytes, &name]).unwrap().get(0);

@@ -12,7 +12,8 @@ fn async_ingest_reports_progress_and_ends_like_the_sync_one() {
     let mut c = fresh_db("t_queue_basic");
     let bytes = read_shared(PDF);
     let mut listener = Client::connect(&format!("host=127.0.0.1 port={} user=postgres dbname=t_queue_basic", port()), NoTls).unwrap();
-    listener.batch_execute("LISTEN docchat_ingest").unwrap();
+    let channel: String = listener.query_one("SELECT docchat_ingest_channel()", &[]).unwrap().get(0);
+    listener.batch_execute(&format!("LISTEN {channel}")).unwrap();
 
     let mut tx = c.transaction().unwrap();
     let id: String = tx.query_one("SELECT docchat_ingest_async($1, 'tracemonkey.pdf')::text", &[&bytes]).unwrap().get(0);
@@ -121,7 +122,7 @@ fn queue_errors_rls_and_delete() {
     for (sql, code) in [
         ("SELECT docchat_ingest_async(NULL)", "22004"),
         ("SELECT docchat_ingest_async(''::bytea)", "22023"),
-        ("SELECT docchat_ingest_async('\\x1f8b0800'::bytea)", "0A000"),
+        ("SELECT docchat_ingest_async('\\x1f8b0800'::bytea)", "22000"),
         ("SELECT docchat_ingest_async('text'::bytea, chunk_size => 100, chunk_overlap => 100)", "22023"),
         ("SELECT docchat_ingest_async('text'::bytea, model => 'nope')", "22023"),
     ] {

@@ -136,7 +136,7 @@ fn worker_restarts_are_survived() {
     assert!(c.query_one("SELECT pg_terminate_backend($1, 10000)", &[&pid]).unwrap().get::<_, bool>(0));
     c.batch_execute("SET docchat.worker_timeout = 0").unwrap();
     let err = c.query_one("SELECT docchat_embed('x')", &[]).unwrap_err();
-    assert_eq!(sqlstate(&err), "57P03", "{err}");
+    assert_eq!(sqlstate(&err), "58000", "{err}");
     let db = err.as_db_error().unwrap();
     assert!(db.message().starts_with("cannot reach the docchat model worker"), "{}", db.message());
     assert!(db.hint().unwrap().contains("shared_preload_libraries"));

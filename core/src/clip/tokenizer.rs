@@ -100,6 +100,8 @@ impl ClipTokenizer {
 
     /// The model's input: start, ids, end, truncated to CONTEXT_LENGTH (end kept) and 0-padded.
     pub fn model_input(&self, text: &str) -> Vec<i64> {
+        // Only the start of a long text can reach the 77 ids: a 10 MB one is not cleaned whole.
+        let text = crate::embed::model_input(text, CONTEXT_LENGTH);
         let mut ids: Vec<i64> = std::iter::once(self.start).chain(self.encode(text)).chain([self.end]).map(i64::from).collect();
         ids.truncate(CONTEXT_LENGTH);
         *ids.last_mut().expect("start and end") = i64::from(self.end);

@@ -33,7 +33,7 @@ pub fn extract(pkg: &mut Package, ctx: &mut Ctx) -> Result<Vec<Page>> {
     for (n, path) in spine.iter().enumerate() {
         ctx.check()?;
         let source = pkg.read_text(path)?.unwrap_or_default();
-        let mut page = html::extract(&source, ctx);
+        let mut page = html::extract(&source, ctx)?;
         page.number = Some(n as u32 + 1);
         pages.push(page);
     }

@@ -136,7 +136,7 @@ pub fn parse(bytes: &[u8], filename: Option<&str>, mime: Option<&str>, ctx: &mut
     let text = detected.text.unwrap_or_default();
     let pages = match detected.format {
         Format::Pdf => pdf::extract(bytes, ctx)?,
-        Format::Html => vec![html::extract(&text, ctx)],
+        Format::Html => vec![html::extract(&text, ctx)?],
         Format::Markdown => vec![markdown::extract(&text, ctx)],
         Format::Text => vec![Page::new(None, normalize_whitespace(&text))],
         Format::Rtf => rtf::extract(bytes, ctx)?,
