@@ -27,6 +27,7 @@ CREATE TABLE docchat.ingest_jobs (
 );
 SELECT pg_catalog.pg_extension_config_dump('docchat.ingest_jobs', '');
 CREATE INDEX ingest_jobs_pending_idx ON docchat.ingest_jobs (run_after, enqueued_at) WHERE finished_at IS NULL;
+CREATE INDEX ingest_jobs_finished_idx ON docchat.ingest_jobs (finished_at);  -- the claim's recent jobs
 ALTER TABLE docchat.ingest_jobs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE docchat.ingest_jobs FORCE ROW LEVEL SECURITY;
 CREATE POLICY ingest_jobs_owner ON docchat.ingest_jobs
@@ -125,7 +126,10 @@ BEGIN
         LEFT JOIN (SELECT r.owner,
                           count(*) FILTER (WHERE r.finished_at IS NULL AND r.worker_pid IS NOT NULL) AS running,
                           max(r.started_at) AS served
-                   FROM docchat.ingest_jobs r GROUP BY r.owner) s ON s.owner = q.owner
+                   FROM docchat.ingest_jobs r
+                   -- pending and recent jobs tell who was served last without reading all history
+                   WHERE r.finished_at IS NULL OR r.finished_at > now() - interval '1 hour'
+                   GROUP BY r.owner) s ON s.owner = q.owner
         WHERE q.finished_at IS NULL AND q.run_after <= now()
           AND NOT docchat.job_is_running(q.worker_pid, q.started_at)
           -- a job runs only for its document's owner: nobody else's bytes go into a document
