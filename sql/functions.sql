@@ -40,44 +40,56 @@ AS $$ SELECT docchat.clip_image_real(image)::@extschema:vector@.vector(512) $$;
 COMMENT ON FUNCTION docchat_embed_image(bytea) IS
     'CLIP embedding of an image (PNG, JPEG, GIF, BMP, TIFF, WebP), unit length, with CLIP''s own preprocessing';
 
-CREATE FUNCTION docchat_embed_clip_text(input text) RETURNS @extschema:vector@.vector(512)
+CREATE FUNCTION docchat_embed_image_query(query text) RETURNS @extschema:vector@.vector(512)
 LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT docchat.clip_text_real(input)::@extschema:vector@.vector(512) $$;
-COMMENT ON FUNCTION docchat_embed_clip_text(text) IS
-    'CLIP text embedding (same space as docchat_embed_image), unit length; 77 tokens at most, the rest is cut';
+AS $$ SELECT docchat.clip_text_real(query)::@extschema:vector@.vector(512) $$;
+COMMENT ON FUNCTION docchat_embed_image_query(text) IS
+    'A description''s embedding in the pictures'' space (CLIP text, same space as docchat_embed_image), unit length; 77 tokens at most, the rest is cut';
 
--- Text-to-image search over the caller's pictures (row-level security applies). An exact scan
--- of the caller's own vectors: no rows of other owners can crowd them out of an index scan.
+-- Text-to-image search over the caller's pictures, logged like docchat_search (mode 'images').
+-- An exact scan of the caller's own vectors: no rows of other owners can crowd them out of an
+-- index scan.
 CREATE FUNCTION docchat_search_images(query text, k integer DEFAULT 8)
-RETURNS TABLE (document_id uuid, image_index integer, filename text, page integer, name text,
+RETURNS TABLE (document_id uuid, filename text, page integer, image_index integer, name text,
                mime_type text, width integer, height integer, similarity double precision)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER  -- users cannot select vectors; the query names the owner
 SET search_path = pg_catalog, @extschema:vector@, pg_temp
 AS $$
 DECLARE
+    started timestamptz := clock_timestamp();
     q @extschema:vector@.vector(512);
+    hit record;
+    n integer := 0;
+    top double precision;
 BEGIN
     IF query IS NULL OR btrim(query) = '' THEN
         RAISE EXCEPTION 'docchat_search_images: query is empty'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'describe the picture to find';
     END IF;
-    IF k IS NULL OR k < 1 OR k > 1000 THEN
-        RAISE EXCEPTION 'docchat_search_images: k must be between 1 and 1000, got %', coalesce(k::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM docchat.check_k('docchat_search_images', k);
     q := docchat.clip_text_real(query)::@extschema:vector@.vector(512);
-    RETURN QUERY
-    WITH mine AS MATERIALIZED (
-        SELECT i.document_id, i.image_index, i.page, i.name, i.mime_type, i.width, i.height,
-               1 - (i.embedding OPERATOR(@extschema:vector@.<=>) q) AS similarity
-        FROM docchat.images i
-        WHERE i.owner = docchat.current_owner()
-    )
-    SELECT m.document_id, m.image_index, d.filename, m.page, m.name, m.mime_type, m.width, m.height, m.similarity
-    FROM (SELECT * FROM mine ORDER BY mine.similarity DESC, mine.document_id, mine.image_index LIMIT k) m
-    JOIN docchat.documents d ON d.id = m.document_id
-    ORDER BY m.similarity DESC, m.document_id, m.image_index;
+    FOR hit IN
+        WITH mine AS MATERIALIZED (
+            SELECT i.document_id, i.image_index, i.page, i.name, i.mime_type, i.width, i.height,
+                   1 - (i.embedding OPERATOR(@extschema:vector@.<=>) q) AS similarity
+            FROM docchat.images i
+            WHERE i.owner = docchat.current_owner()
+        )
+        SELECT m.document_id, d.filename, m.page, m.image_index, m.name, m.mime_type, m.width, m.height, m.similarity
+        FROM (SELECT * FROM mine ORDER BY mine.similarity DESC, mine.document_id, mine.image_index LIMIT k) m
+        JOIN docchat.documents d ON d.id = m.document_id
+        ORDER BY m.similarity DESC, m.document_id, m.image_index
+    LOOP
+        document_id := hit.document_id; filename := hit.filename; page := hit.page; image_index := hit.image_index;
+        name := hit.name; mime_type := hit.mime_type; width := hit.width; height := hit.height; similarity := hit.similarity;
+        RETURN NEXT;
+        n := n + 1;
+        top := greatest(top, hit.similarity);
+    END LOOP;
+    IF (SELECT s.log_searches FROM docchat.search_settings() s) THEN
+        PERFORM docchat.log_search(query, 'images', 'clip', n, top, started);
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION docchat_search_images(text, integer) IS
@@ -90,7 +102,9 @@ COMMENT ON FUNCTION docchat_search_images(text, integer) IS
 CREATE FUNCTION docchat.internal_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE
 RETURN ARRAY['claim_ingest_job', 'fail_ingest_job', 'pending_jobs', 'job_is_running', 'create_model_index',
-             'notify_status', 'ingest_channel', 'refuse_writes_on_standby', 'internal_functions', 'api_functions', 'grant_usage', 'revoke_usage'];
+             'notify_status', 'ingest_channel', 'refuse_writes_on_standby', 'internal_functions', 'api_functions', 'grant_usage', 'revoke_usage',
+             'filtered_documents', 'count_chunks', 'semantic_hits', 'keyword_hits', 'fused_results',
+             'log_search', 'search_settings'];
 
 -- The functions a user may call: docchat's own, in its two schemas, but the internal ones.
 CREATE FUNCTION docchat.api_functions() RETURNS SETOF regprocedure
@@ -131,7 +145,7 @@ BEGIN
                    'docchat.ingest_progress, docchat.stats TO %s', role);
     EXECUTE format('GRANT DELETE ON docchat.documents TO %s', role);
     EXECUTE format('GRANT SELECT (document_id, chunk_index, owner, content, char_start, char_end, page, n_tokens, '
-                   'heading, model, language, fts) ON docchat.chunks TO %s', role);
+                   'heading, model, ts_config, fts) ON docchat.chunks TO %s', role);
     -- Not the bytes nor the options (they hold the password).
     EXECUTE format('GRANT SELECT (document_id, owner, attempts, max_attempts, retry_delay, last_error, run_after, '
                    'enqueued_at, started_at, phase_started_at, updated_at, finished_at, pages_done, pages_total, '

@@ -98,8 +98,8 @@ CREATE TABLE docchat.documents (
     n_chunks    integer NOT NULL DEFAULT 0,
     n_chars     integer NOT NULL DEFAULT 0,
     model       text NOT NULL REFERENCES docchat.models (name),
-    language    text NOT NULL DEFAULT 'pg_catalog.simple'  -- text search configuration, built-in only
-                CHECK (language LIKE 'pg_catalog.%'),
+    ts_config   text NOT NULL DEFAULT 'pg_catalog.simple'  -- text search configuration, built-in only
+                CHECK (ts_config LIKE 'pg_catalog.%'),
     created_at  timestamptz NOT NULL DEFAULT now(),
     ingested_at timestamptz DEFAULT now()  -- when it became ready (NULL while queued)
 );
@@ -120,8 +120,8 @@ CREATE TABLE docchat.chunks (
     heading     text,
     model       text NOT NULL REFERENCES docchat.models (name),
     embedding   vector NOT NULL,
-    language    text NOT NULL DEFAULT 'pg_catalog.simple' CHECK (language LIKE 'pg_catalog.%'),  -- the document's
-    fts         tsvector GENERATED ALWAYS AS (docchat.to_fts(language, content)) STORED,
+    ts_config   text NOT NULL DEFAULT 'pg_catalog.simple' CHECK (ts_config LIKE 'pg_catalog.%'),  -- the document's
+    fts         tsvector GENERATED ALWAYS AS (docchat.to_fts(ts_config, content)) STORED,
     PRIMARY KEY (document_id, chunk_index)
 );
 -- The embedding cache: a text this owner already has embedded with this model is not embedded again.

@@ -1,5 +1,5 @@
--- docchat_search: semantic (cosine over the model's HNSW index), keyword (full text, BM25-like)
--- and hybrid (reciprocal rank fusion of both), over the caller's own chunks.
+-- docchat_search in named parts: argument checks, the caller's scope, semantic hits, keyword
+-- hits, fusion and the search log.
 
 -- A lexeme as a one-term tsquery, quoted so the tsquery parser keeps it whole.
 CREATE FUNCTION docchat.quote_lexeme(lexeme text) RETURNS text
@@ -24,188 +24,245 @@ RETURN (NOT filter ? 'document_ids' OR d.id::text IN (SELECT jsonb_array_element
    AND (NOT filter ? 'filename' OR d.filename = filter ->> 'filename')
    AND d.metadata @> (filter - 'document_ids' - 'mime_type' - 'filename');
 
--- Best chunks first. mode 'semantic' ranks by cosine similarity, 'keyword' by a BM25-like score
--- (sum over the query's lexemes of idf x ts_rank's saturating term frequency, with document-length
--- normalisation; idf from the caller's own chunks), 'hybrid' by reciprocal rank fusion (k = 60) of
--- both sides' top lists, the keyword side weighted by docchat.keyword_weight.
--- threshold drops chunks whose cosine similarity is below it, unless the keyword side found them.
--- Only the caller's own chunks are searched: it runs with definer rights (row-level security does
--- not apply), so every query filters by the caller's owner explicitly.
--- When the caller has few chunks of the model (docchat.exact_search_limit), the semantic side
--- is an exact scan of them, so other owners' rows never crowd the caller's out of an index scan;
--- above that, the HNSW index with iterative scans.
-CREATE FUNCTION docchat_search(query text, k integer DEFAULT 8, threshold double precision DEFAULT 0.3,
-                               model text DEFAULT NULL, mode text DEFAULT 'hybrid', filter jsonb DEFAULT NULL,
-                               images integer DEFAULT 0)
-RETURNS TABLE (document_id uuid, filename text, page integer, chunk_index integer, content text,
-               snippet text, score double precision, similarity double precision,
-               keyword_score double precision, metadata jsonb)
-LANGUAGE plpgsql VOLATILE
-SECURITY DEFINER  -- reads vectors users cannot select and writes the search log; every query names the owner
-SET search_path = pg_catalog, @extschema:vector@, pg_temp
-SET hnsw.iterative_scan = relaxed_order
-SET hnsw.ef_search = 100
+-- k of every docchat function that returns the best k of something.
+CREATE FUNCTION docchat.check_k(caller text, k integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
 AS $$
-#variable_conflict use_column
-DECLARE
-    started timestamptz := clock_timestamp();
-    m docchat.models;
-    me text := docchat.current_owner();
-    q @extschema:vector@.vector;
-    ids uuid[];
-    visible bigint;
-    depth integer;
-    kw_weight double precision := coalesce(nullif(current_setting('docchat.keyword_weight', true), '')::float8, 1.0);
-    exact_limit integer := coalesce(nullif(current_setting('docchat.exact_search_limit', true), '')::int, 10000);
-    semantic docchat.search_hit[] := '{}';
-    keyword docchat.search_hit[] := '{}';
-    n integer;
-    top double precision;
 BEGIN
-    IF $1 IS NULL OR btrim($1) = '' THEN
-        RAISE EXCEPTION 'docchat_search: query is empty'
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'pass the question to search for';
-    END IF;
-    IF $2 IS NULL OR $2 < 1 OR $2 > 1000 THEN
-        RAISE EXCEPTION 'docchat_search: k must be between 1 and 1000, got %', coalesce($2::text, 'NULL')
+    IF k IS NULL OR k < 1 OR k > 1000 THEN
+        RAISE EXCEPTION '%: k must be between 1 and 1000, got %', caller, coalesce(k::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF $3 IS NULL OR $3 < -1 OR $3 > 1 THEN
-        RAISE EXCEPTION 'docchat_search: threshold must be between -1 and 1, got %', coalesce($3::text, 'NULL')
+END
+$$;
+
+-- The arguments docchat_search and chat share; caller names the function in the messages.
+CREATE FUNCTION docchat.check_search_args(caller text, query text, k integer, threshold double precision,
+                                          mode text, filter jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF query IS NULL OR btrim(query) = '' THEN
+        RAISE EXCEPTION '%: query is empty', caller
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'pass the question to search for';
+    END IF;
+    PERFORM docchat.check_k(caller, k);
+    IF threshold IS NULL OR threshold < -1 OR threshold > 1 THEN
+        RAISE EXCEPTION '%: threshold must be between -1 and 1, got %', caller, coalesce(threshold::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'similarity is cosine similarity; 0.3 keeps loosely related chunks';
     END IF;
-    IF $7 IS NULL OR $7 < 0 OR $7 > 1000 THEN
-        RAISE EXCEPTION 'docchat_search: images must be between 0 and 1000, got %', coalesce($7::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'images = n adds the n best pictures (CLIP) after the chunks';
-    END IF;
-    IF $5 IS NULL OR $5 NOT IN ('hybrid', 'semantic', 'keyword') THEN
-        RAISE EXCEPTION 'docchat_search: unknown mode %', coalesce(quote_literal($5), 'NULL')
+    IF mode IS NULL OR mode NOT IN ('hybrid', 'semantic', 'keyword') THEN
+        RAISE EXCEPTION '%: unknown mode %', caller, coalesce(quote_literal(mode), 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'mode is ''hybrid'', ''semantic'' or ''keyword''';
     END IF;
-    IF $6 IS NOT NULL AND jsonb_typeof($6) <> 'object' THEN
-        RAISE EXCEPTION 'docchat_search: filter must be a JSON object, got %', $6
+    IF filter IS NOT NULL AND jsonb_typeof(filter) <> 'object' THEN
+        RAISE EXCEPTION '%: filter must be a JSON object, got %', caller, filter
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'e.g. {"mime_type": "application/pdf"}, {"document_ids": ["..."]} or any metadata keys';
     END IF;
-    IF $6 ? 'document_ids' AND (jsonb_typeof($6 -> 'document_ids') <> 'array'
-        OR EXISTS (SELECT FROM jsonb_array_elements($6 -> 'document_ids') e
+    IF filter ? 'document_ids' AND (jsonb_typeof(filter -> 'document_ids') <> 'array'
+        OR EXISTS (SELECT FROM jsonb_array_elements(filter -> 'document_ids') e
                    WHERE jsonb_typeof(e) <> 'string' OR e #>> '{}' !~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$')) THEN
-        RAISE EXCEPTION 'docchat_search: filter document_ids must be an array of document ids'
+        RAISE EXCEPTION '%: filter document_ids must be an array of document ids', caller
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    m := docchat.model_for($4);
-    IF $6 IS NOT NULL AND $6 <> '{}' THEN
-        SELECT coalesce(array_agg(d.id), '{}') INTO ids
-        FROM docchat.documents d WHERE d.owner = me AND d.model = m.name AND docchat.filter_matches(d, $6);
-    END IF;
-    -- Hybrid fuses deeper lists than it returns.
-    depth := CASE WHEN $5 = 'hybrid' THEN greatest($2, 100) ELSE $2 END;
-    -- The caller's chunks of the model: the keyword side's idf needs them all, the semantic side
-    -- only whether they are more than exact_limit. Queries that depend on the owner are planned for
-    -- the actual one (EXECUTE): the owner index for a small owner, a sequential scan for a large one.
+END
+$$;
+
+-- The owner's documents of the model that pass the filter; NULL (all of them) without one.
+CREATE FUNCTION docchat.filtered_documents(owner text, model text, filter jsonb) RETURNS uuid[]
+LANGUAGE sql STABLE
+RETURN CASE WHEN filter IS NOT NULL AND filter <> '{}' THEN
+    (SELECT coalesce(array_agg(d.id), '{}') FROM docchat.documents d
+     WHERE d.owner = filtered_documents.owner AND d.model = filtered_documents.model AND docchat.filter_matches(d, filter))
+END;
+
+-- How many of the owner's chunks of the model (in the documents, if given) there are, counting
+-- at most up_to. Planned for the actual owner (EXECUTE): the owner index for a small owner, a
+-- sequential scan for a large one.
+CREATE FUNCTION docchat.count_chunks(owner text, model text, documents uuid[], up_to bigint) RETURNS bigint
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    n bigint;
+BEGIN
     EXECUTE 'SELECT count(*) FROM (SELECT FROM docchat.chunks c
              WHERE c.owner = $1 AND c.model = $2 AND ($3 IS NULL OR c.document_id = ANY ($3)) LIMIT $4) mine'
-        INTO visible USING me, m.name, ids, CASE WHEN $5 = 'semantic' THEN exact_limit + 1 END;
+        INTO n USING owner, model, documents, up_to;
+    RETURN n;
+END
+$$;
 
-    IF $5 <> 'keyword' THEN
-        q := @extschema@.docchat_embed($1, m.name);
-        IF visible <= exact_limit THEN
-            -- Not the index's expression (no cast to the dimension), so an exact scan of the caller's rows.
-            EXECUTE 'SELECT coalesce(array_agg(ROW(h.document_id, h.chunk_index, h.score)::docchat.search_hit
-                                               ORDER BY h.score DESC, h.document_id, h.chunk_index), ''{}'')
-                     FROM (SELECT c.document_id, c.chunk_index, 1 - (c.embedding <=> $4) AS score
-                           FROM docchat.chunks c
-                           WHERE c.owner = $1 AND c.model = $2 AND ($3 IS NULL OR c.document_id = ANY ($3))
-                           ORDER BY c.embedding <=> $4, c.document_id, c.chunk_index
-                           LIMIT $5) h'
-                INTO semantic USING me, m.name, ids, q, depth;
-        ELSE
-            PERFORM set_config('hnsw.ef_search', greatest(depth, 40)::text, true);
-            -- The model's name and dimension are spelled out so the planner matches its partial index.
-            EXECUTE format($query$
-                SELECT coalesce(array_agg(ROW(h.document_id, h.chunk_index, h.score)::docchat.search_hit
-                             ORDER BY h.score DESC, h.document_id, h.chunk_index), '{}')
-                FROM (SELECT c.document_id, c.chunk_index, 1 - (c.embedding::vector(%1$s) <=> $1) AS score
-                      FROM docchat.chunks c
-                      WHERE c.model = %2$L AND c.owner = $4 AND ($3 IS NULL OR c.document_id = ANY ($3))
-                      ORDER BY c.embedding::vector(%1$s) <=> $1
-                      LIMIT $2) h
-                $query$, m.dimension, m.name)
-                INTO semantic USING q, depth, ids, me;
-        END IF;
+-- The depth nearest chunks by cosine similarity. exact: a scan of the owner's rows (not the
+-- index's expression, no cast to the dimension), so other owners' rows never crowd the caller's
+-- out; else the model's HNSW index with iterative scans.
+CREATE FUNCTION docchat.semantic_hits(owner text, m docchat.models, documents uuid[], q @extschema:vector@.vector,
+                                      depth integer, exact boolean) RETURNS docchat.search_hit[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, @extschema:vector@, pg_temp
+SET hnsw.iterative_scan = relaxed_order
+AS $$
+DECLARE
+    hits docchat.search_hit[];
+BEGIN
+    IF exact THEN
+        EXECUTE 'SELECT coalesce(array_agg(ROW(h.document_id, h.chunk_index, h.score)::docchat.search_hit
+                                           ORDER BY h.score DESC, h.document_id, h.chunk_index), ''{}'')
+                 FROM (SELECT c.document_id, c.chunk_index, 1 - (c.embedding <=> $4) AS score
+                       FROM docchat.chunks c
+                       WHERE c.owner = $1 AND c.model = $2 AND ($3 IS NULL OR c.document_id = ANY ($3))
+                       ORDER BY c.embedding <=> $4, c.document_id, c.chunk_index
+                       LIMIT $5) h'
+            INTO hits USING owner, m.name, documents, q, depth;
+        RETURN hits;
     END IF;
+    PERFORM set_config('hnsw.ef_search', greatest(depth, 40)::text, true);
+    -- The model's name and dimension are spelled out so the planner matches its partial index.
+    EXECUTE format($query$
+        SELECT coalesce(array_agg(ROW(h.document_id, h.chunk_index, h.score)::docchat.search_hit
+                     ORDER BY h.score DESC, h.document_id, h.chunk_index), '{}')
+        FROM (SELECT c.document_id, c.chunk_index, 1 - (c.embedding::vector(%1$s) <=> $1) AS score
+              FROM docchat.chunks c
+              WHERE c.model = %2$L AND c.owner = $4 AND ($3 IS NULL OR c.document_id = ANY ($3))
+              ORDER BY c.embedding::vector(%1$s) <=> $1
+              LIMIT $2) h
+        $query$, m.dimension, m.name)
+        INTO hits USING q, depth, documents, owner;
+    RETURN hits;
+END
+$$;
 
-    IF $5 <> 'semantic' THEN
-        EXECUTE $query$
-            WITH terms AS (
-                -- the query's lexemes under each configuration the caller's documents use
-                SELECT l.language, t.lexeme, docchat.quote_lexeme(t.lexeme)::tsquery AS tsq
-                FROM (SELECT DISTINCT d.language FROM docchat.documents d
-                      WHERE d.owner = $1 AND d.model = $2 AND ($3 IS NULL OR d.id = ANY ($3))) l,
-                     unnest(docchat.to_fts(l.language, $4)) t),
-            hits AS (
-                SELECT c.document_id, c.chunk_index, ts_rank(c.fts, t.tsq, 1) AS tf,
-                       count(*) OVER (PARTITION BY t.language, t.lexeme) AS df
-                FROM terms t JOIN docchat.chunks c ON c.fts @@ t.tsq AND c.language = t.language
-                WHERE c.owner = $1 AND c.model = $2 AND ($3 IS NULL OR c.document_id = ANY ($3)))
-            SELECT coalesce(array_agg(ROW(h.document_id, h.chunk_index, h.score)::docchat.search_hit
-                                      ORDER BY h.score DESC, h.document_id, h.chunk_index), '{}')
-            FROM (SELECT hits.document_id, hits.chunk_index,
-                         sum(hits.tf::float8 * ln(1 + ($5 - hits.df + 0.5)::float8 / (hits.df + 0.5))) AS score
-                  FROM hits GROUP BY hits.document_id, hits.chunk_index
-                  ORDER BY score DESC, hits.document_id, hits.chunk_index
-                  LIMIT $6) h
-            $query$
-            INTO keyword USING me, m.name, ids, $1, visible, depth;
-    END IF;
+-- The depth best chunks for the query's lexemes: the sum over them of idf x ts_rank's saturating
+-- term frequency (with document-length normalisation), idf over the owner's n_chunks chunks.
+CREATE FUNCTION docchat.keyword_hits(owner text, model text, documents uuid[], query text, n_chunks bigint,
+                                     depth integer) RETURNS docchat.search_hit[]
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    hits docchat.search_hit[];
+BEGIN
+    EXECUTE $query$
+        WITH terms AS (
+            -- the query's lexemes under each configuration the owner's documents use
+            SELECT l.ts_config, t.lexeme, docchat.quote_lexeme(t.lexeme)::tsquery AS tsq
+            FROM (SELECT DISTINCT d.ts_config FROM docchat.documents d
+                  WHERE d.owner = $1 AND d.model = $2 AND ($3 IS NULL OR d.id = ANY ($3))) l,
+                 unnest(docchat.to_fts(l.ts_config, $4)) t),
+        hits AS (
+            SELECT c.document_id, c.chunk_index, ts_rank(c.fts, t.tsq, 1) AS tf,
+                   count(*) OVER (PARTITION BY t.ts_config, t.lexeme) AS df
+            FROM terms t JOIN docchat.chunks c ON c.fts @@ t.tsq AND c.ts_config = t.ts_config
+            WHERE c.owner = $1 AND c.model = $2 AND ($3 IS NULL OR c.document_id = ANY ($3)))
+        SELECT coalesce(array_agg(ROW(h.document_id, h.chunk_index, h.score)::docchat.search_hit
+                                  ORDER BY h.score DESC, h.document_id, h.chunk_index), '{}')
+        FROM (SELECT hits.document_id, hits.chunk_index,
+                     sum(hits.tf::float8 * ln(1 + ($5 - hits.df + 0.5)::float8 / (hits.df + 0.5))) AS score
+              FROM hits GROUP BY hits.document_id, hits.chunk_index
+              ORDER BY score DESC, hits.document_id, hits.chunk_index
+              LIMIT $6) h
+        $query$
+        INTO hits USING owner, model, documents, query, n_chunks, depth;
+    RETURN hits;
+END
+$$;
 
-    RETURN QUERY EXECUTE $query$
+-- Both sides' hits as docchat_search's rows, best first: the semantic or keyword score alone, or
+-- reciprocal rank fusion (k = 60) with the keyword side weighted. threshold drops chunks below
+-- that cosine similarity unless the keyword side found them.
+CREATE FUNCTION docchat.fused_results(semantic docchat.search_hit[], keyword docchat.search_hit[],
+                                      q @extschema:vector@.vector, query text, mode text,
+                                      keyword_weight double precision, threshold double precision, k integer)
+RETURNS TABLE (document_id uuid, filename text, page integer, chunk_index integer, char_start integer,
+               char_end integer, n_tokens integer, content text, snippet text, score double precision,
+               similarity double precision, keyword_score double precision, metadata jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, @extschema:vector@, pg_temp
+AS $$
     WITH s AS (SELECT h.document_id, h.chunk_index, h.score, h.rank
-               FROM unnest($1::docchat.search_hit[]) WITH ORDINALITY h(document_id, chunk_index, score, rank)),
+               FROM unnest($1) WITH ORDINALITY h(document_id, chunk_index, score, rank)),
     kw AS (SELECT h.document_id, h.chunk_index, h.score, h.rank
-           FROM unnest($2::docchat.search_hit[]) WITH ORDINALITY h(document_id, chunk_index, score, rank)),
+           FROM unnest($2) WITH ORDINALITY h(document_id, chunk_index, score, rank)),
     -- MATERIALIZED: its keys are then plain columns, which row-level security lets the primary-key
     -- lookups use (a COALESCE over the full join is not leakproof, so it would force full scans).
     fused AS MATERIALIZED (
         SELECT coalesce(s.document_id, kw.document_id) AS document_id,
                coalesce(s.chunk_index, kw.chunk_index) AS chunk_index,
                s.score AS similarity, kw.score AS keyword_score,
-               CASE $7 WHEN 'semantic' THEN s.score
+               CASE $5 WHEN 'semantic' THEN s.score
                        WHEN 'keyword' THEN kw.score
-                       ELSE coalesce(1.0 / (60 + s.rank), 0) + $8 * coalesce(1.0 / (60 + kw.rank), 0) END AS score
+                       ELSE coalesce(1.0 / (60 + s.rank), 0) + $6 * coalesce(1.0 / (60 + kw.rank), 0) END AS score
         FROM s FULL JOIN kw ON kw.document_id = s.document_id AND kw.chunk_index = s.chunk_index)
-    SELECT f.document_id, d.filename, c.page, f.chunk_index, c.content,
-           coalesce(ts_headline(c.language::regconfig, c.content, docchat.any_lexeme_query(c.language, $6),
+    SELECT f.document_id, d.filename, c.page, f.chunk_index, c.char_start, c.char_end, c.n_tokens, c.content,
+           coalesce(ts_headline(c.ts_config::regconfig, c.content, docchat.any_lexeme_query(c.ts_config, $4),
                                 'MaxWords=35, MinWords=15, MaxFragments=2'),
                     left(c.content, 200)),
-           f.score::float8, coalesce(f.similarity, 1 - (c.embedding <=> $3)) AS similarity, f.keyword_score, d.metadata
+           f.score::float8, coalesce(f.similarity, 1 - (c.embedding <=> $3)), f.keyword_score, d.metadata
     FROM fused f
     JOIN docchat.chunks c ON c.document_id = f.document_id AND c.chunk_index = f.chunk_index
     JOIN docchat.documents d ON d.id = f.document_id
-    WHERE f.keyword_score IS NOT NULL OR coalesce(f.similarity, 1 - (c.embedding <=> $3)) >= $4
+    WHERE f.keyword_score IS NOT NULL OR coalesce(f.similarity, 1 - (c.embedding <=> $3)) >= $7
     ORDER BY f.score DESC, f.document_id, f.chunk_index
-    LIMIT $5
-    $query$ USING semantic, keyword, q, $3, $2, $1, $5, kw_weight;
+    LIMIT $8
+$$;
 
-    GET DIAGNOSTICS n = ROW_COUNT;
-    -- A hot standby cannot write: its searches are not logged (docchat_health says so).
-    IF coalesce(current_setting('docchat.log_searches', true), 'on') <> 'off' AND NOT pg_catalog.pg_is_in_recovery() THEN
-        SELECT max(h.score) INTO top FROM unnest(semantic) h;
-        INSERT INTO docchat.searches (query, mode, model, n_results, top_similarity, duration)
-        VALUES (left($1, 2000), $5, m.name, n, top, clock_timestamp() - started);  -- a bounded record of any query
+-- A bounded record of any query.
+CREATE FUNCTION docchat.log_search(query text, mode text, model text, n_results integer,
+                                   top_similarity double precision, started timestamptz) RETURNS void
+LANGUAGE sql VOLATILE
+AS $$
+    INSERT INTO docchat.searches (query, mode, model, n_results, top_similarity, duration)
+    VALUES (left($1, 2000), $2, $3, $4, $5, clock_timestamp() - $6)
+$$;
+
+-- Best chunks first. mode 'semantic' ranks by cosine similarity, 'keyword' by a BM25-like score,
+-- 'hybrid' by reciprocal rank fusion of both sides' top lists (docchat.keyword_weight).
+-- Only the caller's own chunks are searched: it runs with definer rights (row-level security does
+-- not apply), so every query filters by the caller's owner explicitly. When the caller has few
+-- chunks of the model (docchat.exact_search_limit) the semantic side scans them exactly.
+CREATE FUNCTION docchat_search(query text, k integer DEFAULT 8, threshold double precision DEFAULT 0.3,
+                               model text DEFAULT NULL, mode text DEFAULT 'hybrid', filter jsonb DEFAULT NULL)
+RETURNS TABLE (document_id uuid, filename text, page integer, chunk_index integer, char_start integer,
+               char_end integer, n_tokens integer, content text, snippet text, score double precision,
+               similarity double precision, keyword_score double precision, metadata jsonb)
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER  -- reads vectors users cannot select and writes the search log; every query names the owner
+SET search_path = pg_catalog, @extschema:vector@, pg_temp
+AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    me text := docchat.current_owner();
+    settings record;
+    m docchat.models;
+    ids uuid[];
+    depth integer;
+    visible bigint;
+    q @extschema:vector@.vector;
+    semantic docchat.search_hit[] := '{}';
+    keyword docchat.search_hit[] := '{}';
+    n integer;
+BEGIN
+    PERFORM docchat.check_search_args('docchat_search', query, k, threshold, mode, filter);
+    SELECT * INTO settings FROM docchat.search_settings();
+    m := docchat.model_for(model);
+    ids := docchat.filtered_documents(me, m.name, filter);
+    -- Hybrid fuses deeper lists than it returns.
+    depth := CASE WHEN mode = 'hybrid' THEN greatest(k, 100) ELSE k END;
+    -- The keyword side's idf needs every chunk; the semantic side only whether they are more than the limit.
+    visible := docchat.count_chunks(me, m.name, ids, CASE WHEN mode = 'semantic' THEN settings.exact_search_limit + 1 END);
+    IF mode <> 'keyword' THEN
+        q := @extschema@.docchat_embed(query, m.name);
+        semantic := docchat.semantic_hits(me, m, ids, q, depth, visible <= settings.exact_search_limit);
     END IF;
-    -- Pictures come after the chunks: their CLIP similarities are on another scale.
-    IF $7 > 0 THEN
-        RETURN QUERY
-        SELECT i.document_id, i.filename, i.page, NULL::integer, NULL::text, NULL::text,
-               i.similarity, i.similarity, NULL::float8,
-               d.metadata || jsonb_build_object('image', jsonb_build_object('image_index', i.image_index, 'name', i.name,
-                                                 'mime_type', i.mime_type, 'width', i.width, 'height', i.height))
-        FROM docchat_search_images($1, $7) i
-        JOIN docchat.documents d ON d.id = i.document_id
-        ORDER BY i.similarity DESC, i.document_id, i.image_index;
+    IF mode <> 'semantic' THEN
+        keyword := docchat.keyword_hits(me, m.name, ids, query, visible, depth);
+    END IF;
+    RETURN QUERY SELECT * FROM docchat.fused_results(semantic, keyword, q, query, mode, settings.keyword_weight, threshold, k);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    -- Not on a hot standby, which cannot write (docchat.search_settings() says so).
+    IF settings.log_searches THEN
+        PERFORM docchat.log_search(query, mode, m.name, n, (SELECT max(h.score) FROM unnest(semantic) h), started);
     END IF;
 END
 $$;
-COMMENT ON FUNCTION docchat_search(text, integer, double precision, text, text, jsonb, integer) IS
-    'The k best chunks for the query among the caller''s documents embedded with the model: hybrid (default), semantic or keyword ranking, optionally filtered by document ids, mime type, filename or metadata; images > 0 adds that many CLIP picture hits after the chunks';
+COMMENT ON FUNCTION docchat_search(text, integer, double precision, text, text, jsonb) IS
+    'The k best chunks for the query among the caller''s documents embedded with the model: hybrid (default), semantic or keyword ranking, optionally filtered by document ids, mime type, filename or metadata';

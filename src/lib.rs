@@ -12,7 +12,6 @@ mod settings;
 // Tables, policies and SQL-language functions live in versioned SQL files.
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("../sql/search.sql", name = "search", requires = ["schema"]);
-pgrx::extension_sql_file!("../sql/chat.sql", name = "chat", requires = ["search"]);
 pgrx::extension_sql_file!("../sql/queue.sql", name = "queue", requires = ["schema"]);
 pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
 

@@ -29,7 +29,7 @@ pub static MAX_BATCH: GucSetting<i32> = GucSetting::<i32>::new(32);
 pub static BATCH_WAIT_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static MODEL_WORKER: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static WORKER_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
-// Read by docchat_search (SQL) through current_setting().
+// Read by docchat_search (SQL) through docchat.search_settings().
 static KEYWORD_WEIGHT: GucSetting<f64> = GucSetting::<f64>::new(1.0);
 static EXACT_SEARCH_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static LOG_SEARCHES: GucSetting<bool> = GucSetting::<bool>::new(true);
@@ -177,9 +177,10 @@ const fn limit(name: &'static CStr, short: &'static CStr, setting: &'static GucS
 }
 
 const LIMITS: [Limit; 7] = [
-    limit(c"docchat.max_document_mb", c"Largest document docchat_ingest accepts, in MB.", &MAX_DOCUMENT_MB, 1024),
+    Limit { unit: GucFlags::UNIT_MB, ..limit(c"docchat.max_document_size", c"Largest document docchat_ingest accepts.", &MAX_DOCUMENT_MB, 1024) },
     limit(c"docchat.max_pages", c"Most pages (or slides, sheets) a document may have.", &MAX_PAGES, 1_000_000),
-    limit(c"docchat.max_decompressed_mb", c"Most MB a document's compressed parts may expand to (zip bombs stop here).", &MAX_DECOMPRESSED_MB, 65_536),
+    Limit { unit: GucFlags::UNIT_MB,
+            ..limit(c"docchat.max_decompressed_size", c"Most a document's compressed parts may expand to (zip bombs stop here).", &MAX_DECOMPRESSED_MB, 65_536) },
     limit(c"docchat.max_ocr_pages", c"Most pages of one document that go through OCR.", &MAX_OCR_PAGES, 1_000_000),
     Limit { unit: GucFlags::UNIT_MS, zero_is_none: true,
             ..limit(c"docchat.ocr_page_timeout", c"Most time OCR may spend on one page (0: no limit).", &OCR_PAGE_TIMEOUT_MS, 3_600_000) },
@@ -298,6 +299,16 @@ pub fn log_searches() -> bool {
     LOG_SEARCHES.get()
 }
 
+pub struct SearchSettings {
+    pub keyword_weight: f64,
+    pub exact_search_limit: i32,
+    pub log_searches: bool,
+}
+
+pub fn search() -> SearchSettings {
+    SearchSettings { keyword_weight: KEYWORD_WEIGHT.get(), exact_search_limit: EXACT_SEARCH_LIMIT.get(), log_searches: LOG_SEARCHES.get() }
+}
+
 pub fn query_cache_window() -> std::time::Duration {
     std::time::Duration::from_millis(QUERY_CACHE_MS.get() as u64)
 }
@@ -355,14 +366,14 @@ fn define_serving() {
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
-        c"docchat.batch_wait_ms",
-        c"Milliseconds a lone request waits for others to batch with.",
+        c"docchat.batch_wait",
+        c"How long a lone request waits for others to batch with.",
         c"0: never wait; requests that arrive during a run are batched together anyway.",
         &BATCH_WAIT_MS,
         0,
         1000,
         GucContext::Sighup,
-        GucFlags::default(),
+        GucFlags::UNIT_MS,
     );
     GucRegistry::define_bool_guc(
         c"docchat.model_worker",
@@ -374,7 +385,7 @@ fn define_serving() {
     );
     GucRegistry::define_int_guc(
         c"docchat.worker_timeout",
-        c"Milliseconds a session waits for the model worker to (re)start before giving up.",
+        c"How long a session waits for the model worker to (re)start before giving up.",
         c"",
         &WORKER_TIMEOUT_MS,
         0,
@@ -406,7 +417,7 @@ fn define_search() {
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
-        c"docchat.query_cache_ms",
+        c"docchat.query_cache_window",
         c"A session reuses the vector of a query it embedded this recently (0: never).",
         c"",
         &QUERY_CACHE_MS,
@@ -441,7 +452,7 @@ fn define_chat() {
         GucRegistry::define_string_guc(name, short, long, setting, context, flags);
     }
     GucRegistry::define_int_guc(
-        c"docchat.chat_timeout_ms",
+        c"docchat.chat_timeout",
         c"How long docchat_chat waits for the endpoint's whole answer.",
         c"",
         &CHAT_TIMEOUT_MS,
@@ -462,7 +473,7 @@ fn define_chat() {
     );
     GucRegistry::define_int_guc(
         c"docchat.chat_breaker_failures",
-        c"After this many endpoint failures in a row, docchat_chat stops calling the endpoint for docchat.chat_breaker_seconds.",
+        c"After this many endpoint failures in a row, docchat_chat stops calling the endpoint for docchat.chat_breaker_cooldown.",
         c"Counted across all sessions when docchat is preloaded. 0 turns the breaker off.",
         &CHAT_BREAKER_FAILURES,
         0,
@@ -471,7 +482,7 @@ fn define_chat() {
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
-        c"docchat.chat_breaker_seconds",
+        c"docchat.chat_breaker_cooldown",
         c"How long the open breaker refuses docchat_chat calls.",
         c"",
         &CHAT_BREAKER_SECONDS,
@@ -509,7 +520,7 @@ pub fn chat() -> ChatSettings {
         max_tokens: CHAT_MAX_TOKENS.get(),
         breaker_failures: CHAT_BREAKER_FAILURES.get() as u64,
         breaker_cooldown: std::time::Duration::from_secs(CHAT_BREAKER_SECONDS.get() as u64),
-        timeout_is_the_servers: CHAT_TIMEOUT_MS.get() >= configured_int(c"docchat.chat_timeout_ms").unwrap_or(i32::MAX),
+        timeout_is_the_servers: CHAT_TIMEOUT_MS.get() >= configured_int(c"docchat.chat_timeout").unwrap_or(i32::MAX),
     }
 }
 

@@ -1,12 +1,14 @@
 //! The answer side of chat: one call to an OpenAI-compatible chat-completions endpoint, the
 //! circuit breaker that stops every session from waiting on an endpoint that keeps failing, and
-//! the citations an answer makes. The SQL layer builds the messages (docchat_chat_context) and
+//! the citations an answer makes. `context` builds the messages from search hits; the SQL layer
 //! runs `complete` on a helper thread so that a cancel never waits for the network.
 use crate::{DocError, ErrorKind};
 use serde_json::{json, Map, Value};
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+pub mod context;
 
 /// Replies larger than this are not chat answers.
 const MAX_REPLY_BYTES: u64 = 16 << 20;
@@ -92,7 +94,7 @@ fn is_timeout(e: &std::io::Error) -> bool {
 
 fn timeout_error(endpoint: &Endpoint) -> DocError {
     DocError::new(ErrorKind::ChatTimeout, format!("the chat endpoint did not answer within {} ms", endpoint.timeout.as_millis()))
-        .with_hint("raise docchat.chat_timeout_ms, or ask for a shorter answer (max_tokens)")
+        .with_hint("raise docchat.chat_timeout, or ask for a shorter answer (max_tokens)")
 }
 
 fn transport_error(t: &ureq::Transport, endpoint: &Endpoint, url: &str) -> DocError {
@@ -194,7 +196,7 @@ impl Breaker<'_> {
             ErrorKind::ChatCircuitOpen,
             format!("the chat endpoint failed {failures} times in a row; docchat stops calling it for {} s", (until - now_ms).div_ceil(1000)),
         )
-        .with_hint("see the earlier errors for why; docchat.chat_breaker_seconds sets the pause"))
+        .with_hint("see the earlier errors for why; docchat.chat_breaker_cooldown sets the pause"))
     }
 
     pub fn record(&self, outcome: Result<(), &DocError>, now_ms: u64) {

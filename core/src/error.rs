@@ -31,7 +31,7 @@ pub enum ErrorKind {
     ChatUnconfigured,
     /// The chat endpoint cannot be reached (DNS, connection refused).
     ChatUnreachable,
-    /// The chat endpoint did not answer within docchat.chat_timeout_ms.
+    /// The chat endpoint did not answer within docchat.chat_timeout.
     ChatTimeout,
     /// The chat endpoint refused the API key (HTTP 401/403).
     ChatRejected,

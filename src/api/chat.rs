@@ -1,7 +1,8 @@
 //! docchat_chat(): the context docchat_chat_context builds, sent to the configured
 //! OpenAI-compatible endpoint; the answer comes back with the passages it cites. The HTTP call
 //! runs on a helper thread that never touches Postgres, so a cancel or statement_timeout ends
-//! the statement at once; the thread finishes by itself within docchat.chat_timeout_ms.
+//! the statement at once; the thread finishes by itself within docchat.chat_timeout.
+use super::chat_context::SearchOptions;
 use super::error::{raise, serve_interrupts, OrRaise};
 use crate::settings::{self, ChatSettings};
 use docchat_core::chat::{self, Breaker, Completion, Endpoint};
@@ -45,16 +46,23 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+#[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe)]
 fn docchat_chat(
     message: Option<&str>,
     history: default!(Option<JsonB>, "'[]'"),
     k: default!(Option<i32>, 8),
     max_context_tokens: default!(Option<i32>, 2000),
+    threshold: default!(Option<f64>, 0.3),
+    model: default!(Option<&str>, "NULL"),
+    mode: default!(Option<&str>, "'hybrid'"),
+    filter: default!(Option<JsonB>, "NULL"),
     temperature: default!(Option<f64>, "NULL"),
     max_tokens: default!(Option<i32>, "NULL"),
 ) -> JsonB {
     let s = settings::chat();
+    // model names the embedding model searched with; the chat model is docchat.chat_model.
+    let search_model = model;
     let (endpoint, model) = endpoint(&s).or_raise(Some("docchat_chat"));
     if let Some(t) = temperature.filter(|t| !(0.0..=2.0).contains(t)) {
         raise(DocError::new(ErrorKind::InvalidArgument, format!("temperature must be between 0 and 2, not {t}")), Some("docchat_chat"));
@@ -68,13 +76,8 @@ fn docchat_chat(
     }
     let breaker = breaker(&s);
     breaker.check(now_ms()).or_raise(Some("docchat_chat"));
-    let context = super::standby::select_one::<JsonB>(
-        "SELECT docchat_chat_context($1, $2, $3, $4)",
-        &[message.into(), history.into(), k.into(), max_context_tokens.into()],
-    )
-    .unwrap_or_else(|e| error!("docchat_chat: {e}"))
-    .map(|j| j.0)
-    .unwrap_or(Value::Null);
+    let search = SearchOptions { threshold, model: search_model, mode, filter: filter.map(|f| f.0) };
+    let context = super::chat_context::build("docchat_chat", message, history, k, max_context_tokens, search);
     let body = chat::request_body(&model, &context["messages"], temperature, max_tokens);
     let started = Instant::now();
     let result = complete_interruptibly(endpoint, body);

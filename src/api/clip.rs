@@ -125,7 +125,7 @@ mod docchat {
         Some(embed_images(&[image]).or_raise(None).remove(0))
     }
 
-    /// `docchat_embed_clip_text(text)` casts this to vector(512).
+    /// `docchat_embed_image_query(text)` casts this to vector(512).
     #[pg_extern(stable, parallel_safe)]
     fn clip_text_real(input: Option<&str>) -> Option<Vec<f32>> {
         let input = input?;

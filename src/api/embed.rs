@@ -20,7 +20,7 @@ static MODEL: Mutex<Option<Loaded<Embedder>>> = Mutex::new(None);
 static TOKENIZER: Mutex<Option<Loaded<TextTokenizer>>> = Mutex::new(None);
 
 /// This session's recent single-text embeddings (search queries, mostly): a query repeated
-/// within docchat.query_cache_ms reuses its vector instead of running the model again. Entries
+/// within docchat.query_cache_window reuses its vector instead of running the model again. Entries
 /// and hit counts are per owner: JWT subjects sharing a pooled connection never see each
 /// other's queries, not even as a hit count.
 struct QueryCache {

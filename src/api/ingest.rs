@@ -72,8 +72,8 @@ pub(super) fn check_arguments<'a>(content: Option<&'a [u8]>, filename: Option<&s
     };
     if content.len() > settings::max_document_bytes() {
         raise(
-            DocError::new(ErrorKind::TooLarge, format!("document is {} bytes, more than docchat.max_document_mb allows", content.len()))
-                .with_hint("raise docchat.max_document_mb or split the document"),
+            DocError::new(ErrorKind::TooLarge, format!("document is {} bytes, more than docchat.max_document_size allows", content.len()))
+                .with_hint("raise docchat.max_document_size or split the document"),
             filename,
         );
     }
@@ -222,17 +222,17 @@ fn store(doc: &NewDocument, chunks: &[Chunk], embeddings: Vec<Vec<f32>>, images:
             doc.model.into(),
         ];
         // The language (detected, or the caller's metadata) picks the full-text configuration.
-        let (id, owner, language) = client
+        let (id, owner, ts_config) = client
             .update(
-                "INSERT INTO docchat.documents (filename, mime_type, size, sha256, metadata, n_chunks, n_chars, model, language) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, docchat.text_search_config($5->>'language')) RETURNING id, owner, language",
+                "INSERT INTO docchat.documents (filename, mime_type, size, sha256, metadata, n_chunks, n_chars, model, ts_config) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, docchat.text_search_config($5->>'language')) RETURNING id, owner, ts_config",
                 Some(1),
                 &args,
             )
             .and_then(|t| t.first().get_three::<Uuid, String, String>())
             .unwrap_or_else(|e| spi_fail(e));
-        let (id, owner, language) = (id.expect("the new document's id"), owner.expect("its owner"), language.expect("its language"));
-        insert_chunks(client, id, &owner, &language, doc.model, chunks, embeddings);
+        let (id, owner, ts_config) = (id.expect("the new document's id"), owner.expect("its owner"), ts_config.expect("its ts_config"));
+        insert_chunks(client, id, &owner, &ts_config, doc.model, chunks, embeddings);
         super::clip::insert_images(client, id, &owner, images, image_vectors);
         id
     })
@@ -243,7 +243,7 @@ pub(super) fn insert_chunks(
     client: &mut pgrx::spi::SpiClient<'_>,
     id: Uuid,
     owner: &str,
-    language: &str,
+    ts_config: &str,
     model: &str,
     chunks: &[Chunk],
     embeddings: Vec<Vec<f32>>,
@@ -252,7 +252,7 @@ pub(super) fn insert_chunks(
     use pg_sys::{FLOAT4ARRAYOID as FLOATS, INT4OID as INT, TEXTOID as TEXT, UUIDOID as UUID};
     let insert = client
         .prepare_mut(
-            "INSERT INTO docchat.chunks (document_id, chunk_index, content, char_start, char_end, page, n_tokens, heading, embedding, model, language, owner) \
+            "INSERT INTO docchat.chunks (document_id, chunk_index, content, char_start, char_end, page, n_tokens, heading, embedding, model, ts_config, owner) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             &[UUID, INT, TEXT, INT, INT, INT, INT, TEXT, FLOATS, TEXT, TEXT, TEXT].map(Into::into),
         )
@@ -269,7 +269,7 @@ pub(super) fn insert_chunks(
             chunk.heading.as_deref().into(),
             embedding.into(),
             model.into(),
-            language.into(),
+            ts_config.into(),
             owner.into(),
         ];
         client.update(&insert, None, &args).unwrap_or_else(|e| spi_fail(e));

@@ -81,8 +81,8 @@ fn run(id: Uuid) -> Result<(), DocError> {
     let Some(job) = in_transaction(|| load(id)) else { return Ok(()) };
     // The worker's own limits (the server's) apply, whatever the queueing session had set.
     if job.content.len() > settings::max_document_bytes() {
-        return Err(DocError::new(ErrorKind::TooLarge, format!("document is {} bytes, more than docchat.max_document_mb allows", job.content.len()))
-            .with_hint("raise docchat.max_document_mb in postgresql.conf, or split the document"));
+        return Err(DocError::new(ErrorKind::TooLarge, format!("document is {} bytes, more than docchat.max_document_size allows", job.content.len()))
+            .with_hint("raise docchat.max_document_size in postgresql.conf, or split the document"));
     }
     let parsed = parse_isolated(&job.content, job.option("filename"), job.option("mime_type"), settings::parse_options(job.option("password")))?;
     let pages = parsed.pages.len() as i32;
@@ -154,8 +154,8 @@ fn finish(job: &Job, parsed: &Parsed, embedded: Embedded) {
         let t = client
             .update(
                 "UPDATE docchat.documents SET status = 'ready', ingested_at = now(), mime_type = $2, metadata = $3, n_chunks = $4, n_chars = $5, \
-                        language = docchat.text_search_config($3->>'language') \
-                 WHERE id = $1 RETURNING owner, language",
+                        ts_config = docchat.text_search_config($3->>'language') \
+                 WHERE id = $1 RETURNING owner, ts_config",
                 Some(1),
                 &[job.id.into(), parsed.format.mime_type().into(), JsonB(metadata).into(), (chunks.len() as i32).into(), (parsed.n_chars() as i32).into()],
             )
@@ -163,12 +163,12 @@ fn finish(job: &Job, parsed: &Parsed, embedded: Embedded) {
         if t.is_empty() {
             return;
         }
-        let (owner, language) = t.first().get_two::<String, String>().unwrap_or_else(|e| fail(e));
-        let (owner, language) = (owner.expect("owner"), language.expect("language"));
+        let (owner, ts_config) = t.first().get_two::<String, String>().unwrap_or_else(|e| fail(e));
+        let (owner, ts_config) = (owner.expect("owner"), ts_config.expect("ts_config"));
         // An earlier attempt never committed chunks; this makes sure of it.
         client.update("DELETE FROM docchat.chunks WHERE document_id = $1", None, &[job.id.into()]).unwrap_or_else(|e| fail(e));
         client.update("DELETE FROM docchat.images WHERE document_id = $1", None, &[job.id.into()]).unwrap_or_else(|e| fail(e));
-        insert_chunks(client, job.id, &owner, &language, &job.model.name, chunks, embeddings);
+        insert_chunks(client, job.id, &owner, &ts_config, &job.model.name, chunks, embeddings);
         super::clip::insert_images(client, job.id, &owner, &parsed.images, image_vectors);
         client
             .update(

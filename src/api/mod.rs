@@ -1,6 +1,7 @@
 //! The SQL functions. Each turns SQL arguments into calls on `docchat-core` and its errors
 //! into SQL errors with a SQLSTATE and a hint.
 mod chat;
+mod chat_context;
 mod clip;
 mod embed;
 mod error;
@@ -11,6 +12,7 @@ mod ingest_job;
 mod isolate;
 mod models;
 mod owner;
+mod search;
 mod standby;
 mod worker_client;
 

@@ -97,10 +97,10 @@ fn follow_ups_are_retrieved_with_the_previous_question() {
 fn bad_arguments_are_clear_errors() {
     let (mut c, _) = corpus("t_chat_errors");
     for (history, k, budget, message) in [
-        (json!({"role": "user"}), 8, 2000, "docchat: history must be a JSON array of {\"role\": \"user\" | \"assistant\", \"content\": \"...\"} objects"),
-        (json!([{"role": "bot", "content": "hi"}]), 8, 2000, "docchat: history must be a JSON array of {\"role\": \"user\" | \"assistant\", \"content\": \"...\"} objects"),
-        (json!([{"role": "user", "content": 3}]), 8, 2000, "docchat: history must be a JSON array of {\"role\": \"user\" | \"assistant\", \"content\": \"...\"} objects"),
-        (json!([]), 0, 2000, "docchat_chat_context: k must be between 1 and 100, got 0"),
+        (json!({"role": "user"}), 8, 2000, "docchat_chat_context: history must be a JSON array of {\"role\": \"user\" | \"assistant\", \"content\": \"...\"} objects"),
+        (json!([{"role": "bot", "content": "hi"}]), 8, 2000, "docchat_chat_context: history must be a JSON array of {\"role\": \"user\" | \"assistant\", \"content\": \"...\"} objects"),
+        (json!([{"role": "user", "content": 3}]), 8, 2000, "docchat_chat_context: history must be a JSON array of {\"role\": \"user\" | \"assistant\", \"content\": \"...\"} objects"),
+        (json!([]), 0, 2000, "docchat_chat_context: k must be between 1 and 1000, got 0"),
         (json!([]), 8, 0, "docchat_chat_context: max_context_tokens must be positive, got 0"),
     ] {
         let err = c.query_one("SELECT docchat_chat_context('hi', $1::text::jsonb, $2, $3)", &[&history.to_string(), &k, &budget]).unwrap_err();
@@ -109,4 +109,40 @@ fn bad_arguments_are_clear_errors() {
     }
     let err = c.query_one("SELECT docchat_chat_context(' ')", &[]).unwrap_err();
     assert_eq!(err.as_db_error().unwrap().message(), "docchat_chat_context: message is empty");
+}
+
+#[test]
+fn chat_searches_with_the_callers_model_mode_filter_and_threshold() {
+    let (mut c, id) = corpus("t_chat_options");
+    let ask = |c: &mut Client, args: &str| -> Value {
+        let row = c.query_one(&format!("SELECT docchat_chat_context('Bring boots to the Alps?', {args})::text"), &[]).unwrap_or_else(|e| panic!("{args}: {e}"));
+        row.get::<_, String>(0).parse().unwrap()
+    };
+    let files = |ctx: &Value| -> Vec<String> {
+        let mut f: Vec<String> = ctx["context"].as_array().unwrap().iter().map(|p| p["filename"].as_str().unwrap().to_string()).collect();
+        f.dedup();
+        f
+    };
+    // The filter keeps chat to the named document; without it the newsletter is the best match.
+    assert_eq!(files(&ask(&mut c, "threshold => -1")).first().map(String::as_str), Some("hiking.txt"));
+    let only_report = ask(&mut c, &format!("threshold => -1, filter => '{{\"document_ids\": [\"{id}\"]}}'"));
+    assert_eq!(files(&only_report), ["report.txt"]);
+    assert_eq!(only_report["metadata"]["filter"], json!({"document_ids": [id]}));
+    // Keyword mode finds only chunks with the words; a threshold of 1 keeps no semantic hit.
+    let keyword = ask(&mut c, "mode => 'keyword'");
+    assert_eq!(files(&keyword), ["hiking.txt"]);
+    assert_eq!(keyword["metadata"]["mode"], "keyword");
+    assert_eq!(ask(&mut c, "mode => 'semantic', threshold => 1")["context"], json!([]));
+    // The model is docchat_search's: one the documents were not embedded with finds nothing.
+    let other = ask(&mut c, "model => 'all-MiniLM-L6-v2-fp32'");
+    assert_eq!((other["context"].clone(), other["metadata"]["hits"].clone()), (json!([]), json!(0)));
+    for (args, message) in [
+        ("mode => 'fuzzy'", "docchat_chat_context: unknown mode 'fuzzy'"),
+        ("threshold => 2", "docchat_chat_context: threshold must be between -1 and 1, got 2"),
+        ("filter => '[1]'", "docchat_chat_context: filter must be a JSON object, got [1]"),
+        ("model => 'nope'", "unknown embedding model \"nope\""),
+    ] {
+        let err = c.query_one(&format!("SELECT docchat_chat_context('hi', {args})"), &[]).unwrap_err();
+        assert_eq!((sqlstate(&err).to_string(), err.as_db_error().unwrap().message()), ("22023".to_string(), message), "{args}");
+    }
 }

@@ -103,7 +103,7 @@ fn only_superusers_set_the_endpoint_or_see_the_key() {
     let listed: i64 = c.query_one("SELECT count(*) FROM pg_settings WHERE name = 'docchat.chat_api_key'", &[]).unwrap().get(0);
     assert_eq!(listed, 0);
     // The model and the timeout are the caller's to choose.
-    c.batch_execute("SET docchat.chat_model = 'other-model'; SET docchat.chat_timeout_ms = 5000").unwrap();
+    c.batch_execute("SET docchat.chat_model = 'other-model'; SET docchat.chat_timeout = 5000").unwrap();
     let health: Value = c.query_one("SELECT docchat_health()::text", &[]).unwrap().get::<_, String>(0).parse().unwrap();
     assert_eq!(health["chat"]["configured"], true);
     assert_eq!(health["chat"]["url"], format!("{}/chat/completions", llm.url));
@@ -128,7 +128,7 @@ fn endpoint_failures_are_clear_errors() {
         (Reply { delay: Duration::from_secs(3), ..fake_llm::completion("late") }, "58030",
             "docchat_chat: the chat endpoint did not answer within 300 ms"),
     ];
-    c.batch_execute("SET docchat.chat_timeout_ms = 300").unwrap();
+    c.batch_execute("SET docchat.chat_timeout = 300").unwrap();
     for (reply, code, message) in cases {
         llm.queue(reply);
         let (got_code, got_message, hint) = fails(&mut c, ask);
@@ -139,7 +139,7 @@ fn endpoint_failures_are_clear_errors() {
 
     // A cancel (here statement_timeout) ends the statement at once, not when the endpoint answers.
     llm.queue(Reply { delay: Duration::from_secs(5), ..fake_llm::completion("late") });
-    c.batch_execute("SET docchat.chat_timeout_ms = 60000; SET statement_timeout = 400").unwrap();
+    c.batch_execute("SET docchat.chat_timeout = 60000; SET statement_timeout = 400").unwrap();
     let started = Instant::now();
     assert_eq!(fails(&mut c, ask).0, "57014");
     assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
@@ -171,7 +171,7 @@ fn repeated_failures_open_one_breaker_for_every_session() {
     let _turn = ENDPOINT.lock().unwrap_or_else(|p| p.into_inner());
     let llm = FakeLlm::start();
     let mut c = setup("t_chat_breaker", &llm);
-    c.batch_execute("RESET ROLE; SET docchat.chat_breaker_failures = 3; SET docchat.chat_breaker_seconds = 2; SET ROLE t_chat_breaker_user")
+    c.batch_execute("RESET ROLE; SET docchat.chat_breaker_failures = 3; SET docchat.chat_breaker_cooldown = 2; SET ROLE t_chat_breaker_user")
         .unwrap();
     let ask = "'When is the launch?'";
     chat(&mut c, ask).unwrap(); // a success resets whatever earlier tests left
@@ -202,18 +202,18 @@ fn a_short_session_timeout_cannot_open_the_breaker() {
     let db = "t_chat_short";
     drop(setup(db, &llm));
     // The server's timeout for this database; sessions read it when they connect.
-    connect(db, "postgres").batch_execute(&format!("ALTER DATABASE {db} SET docchat.chat_timeout_ms = 400")).unwrap();
+    connect(db, "postgres").batch_execute(&format!("ALTER DATABASE {db} SET docchat.chat_timeout = 400")).unwrap();
     let mut c = connect(db, "postgres");
     c.batch_execute(&format!(
         "SET docchat.chat_url = '{}'; SET docchat.chat_model = 'test-model'; SET docchat.chat_api_key = 'sk-test';
-         SET docchat.chat_breaker_failures = 3; SET docchat.chat_breaker_seconds = 2; SET ROLE t_chat_short_user",
+         SET docchat.chat_breaker_failures = 3; SET docchat.chat_breaker_cooldown = 2; SET ROLE t_chat_short_user",
         llm.url
     ))
     .unwrap();
     let ask = "'When is the launch?'";
     chat(&mut c, ask).unwrap(); // a success resets whatever earlier tests left
     // The attack: five timeouts of the user's own making against a slow endpoint.
-    c.batch_execute("SET docchat.chat_timeout_ms = 100").unwrap();
+    c.batch_execute("SET docchat.chat_timeout = 100").unwrap();
     for _ in 0..5 {
         llm.queue(Reply { delay: Duration::from_millis(300), ..fake_llm::completion("late") });
         let (code, message, _) = fails(&mut c, ask);
@@ -223,7 +223,7 @@ fn a_short_session_timeout_cannot_open_the_breaker() {
     assert_eq!((health["chat"]["breaker_open"].clone(), health["chat"]["consecutive_failures"].clone()), (json!(false), json!(0)));
     assert_eq!(chat(&mut c, ask).unwrap()["answer"], "ok");
     // The server's own timeout (ALTER DATABASE here) still counts: the endpoint is slow for everyone.
-    c.batch_execute("RESET docchat.chat_timeout_ms").unwrap();
+    c.batch_execute("RESET docchat.chat_timeout").unwrap();
     for _ in 0..3 {
         llm.queue(Reply { delay: Duration::from_millis(1500), ..fake_llm::completion("late") });
         assert_eq!(fails(&mut c, ask).1, "docchat_chat: the chat endpoint did not answer within 400 ms");

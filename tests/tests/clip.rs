@@ -27,7 +27,7 @@ fn image_vector(c: &mut Client, bytes: &[u8]) -> Vec<f32> {
 }
 
 fn text_vector(c: &mut Client, text: &str) -> Vec<f32> {
-    c.query_one("SELECT docchat_embed_clip_text($1)::real[]", &[&text]).unwrap().get(0)
+    c.query_one("SELECT docchat_embed_image_query($1)::real[]", &[&text]).unwrap().get(0)
 }
 
 #[test]
@@ -39,7 +39,7 @@ fn embeddings_match_the_reference_in_worker_and_backend() {
     let want_text = vector(&refs["texts"].as_array().unwrap().iter().find(|t| t["text"] == "A photo of a cat").unwrap()["vector"]);
 
     // Not configured: a clear error, and health says so.
-    let e = c.query_one("SELECT docchat_embed_clip_text('a cat')", &[]).unwrap_err();
+    let e = c.query_one("SELECT docchat_embed_image_query('a cat')", &[]).unwrap_err();
     assert_eq!(sqlstate(&e), "58P01");
     assert!(e.as_db_error().unwrap().message().contains("docchat.clip_model_dir is empty"), "{e}");
     let health: Value = c.query_one("SELECT docchat_health()::text", &[]).map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap()).unwrap();
@@ -62,7 +62,7 @@ fn embeddings_match_the_reference_in_worker_and_backend() {
         assert!(cosine(&v, &want_image) > 0.99999, "worker {worker}: {}", cosine(&v, &want_image));
         let t = text_vector(&mut c, "A photo of a cat");
         assert!(cosine(&t, &want_text) > 0.99999, "worker {worker}: {}", cosine(&t, &want_text));
-        let typ: String = c.query_one("SELECT pg_typeof(docchat_embed_image($1))::text || ' ' || vector_dims(docchat_embed_clip_text('x'))", &[&chelsea]).unwrap().get(0);
+        let typ: String = c.query_one("SELECT pg_typeof(docchat_embed_image($1))::text || ' ' || vector_dims(docchat_embed_image_query('x'))", &[&chelsea]).unwrap().get(0);
         assert_eq!(typ, "vector 512");
     }
     let health: Value = c.query_one("SELECT docchat_health()::text", &[]).map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap()).unwrap();
@@ -126,7 +126,7 @@ fn pictures_are_stored_and_searched_per_owner() {
         alice.query("SELECT filename, image_index, similarity FROM docchat_search_images($1, 8)", &[&q]).unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
     let expected: Vec<(String, i32, f64)> = alice
         .query(
-            "SELECT d.filename, i.image_index, 1 - (i.embedding <=> docchat_embed_clip_text($1)) AS s \
+            "SELECT d.filename, i.image_index, 1 - (i.embedding <=> docchat_embed_image_query($1)) AS s \
              FROM docchat.images i JOIN docchat.documents d ON d.id = i.document_id ORDER BY s DESC, i.document_id, i.image_index",
             &[&q],
         )
@@ -145,11 +145,14 @@ fn pictures_are_stored_and_searched_per_owner() {
     let seen: i64 = bob.query_one("SELECT count(*) FROM docchat.images", &[]).unwrap().get(0);
     assert_eq!(seen, 1);
 
-    // docchat_search appends picture hits after the chunks when asked.
-    let rows = alice.query("SELECT chunk_index, metadata->'image'->>'name', similarity FROM docchat_search('pictures', 5, -1, images => 2)", &[]).unwrap();
-    let pictures: Vec<Option<String>> = rows.iter().filter(|r| r.get::<_, Option<i32>>(0).is_none()).map(|r| r.get(1)).collect();
-    assert_eq!(pictures.len(), 2);
-    assert!(rows.iter().take(rows.len() - 2).all(|r| r.get::<_, Option<i32>>(0).is_some()), "chunks first");
+    // Picture searches are logged like chunk searches, with the best similarity found.
+    let logged: (String, String, i32, f64) = alice
+        .query_one("SELECT mode, model, n_results, top_similarity FROM docchat.searches WHERE query = $1 ORDER BY id DESC LIMIT 1", &[&q])
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .unwrap();
+    assert_eq!((logged.0.as_str(), logged.1.as_str(), logged.2), ("images", "clip", 2));
+    assert!((logged.3 - expected[0].2).abs() < 1e-6, "{logged:?}");
+    // docchat_search returns chunks only: pictures come from docchat_search_images.
     let none = alice.query("SELECT * FROM docchat_search('pictures', 5, -1) WHERE chunk_index IS NULL", &[]).unwrap();
     assert!(none.is_empty());
 

@@ -144,9 +144,9 @@ fn bad_input_fails_cleanly_and_stores_nothing() {
     c.batch_execute("RESET docchat.max_pages; SET statement_timeout = '300ms'").unwrap();
     let err = ingest(&mut c, &book, "book.pdf").unwrap_err();
     assert_eq!(sqlstate(&err), "57014");
-    c.batch_execute("RESET statement_timeout; SET docchat.max_document_mb = 0").unwrap();
+    c.batch_execute("RESET statement_timeout; SET docchat.max_document_size = 0").unwrap();
     assert_eq!(sqlstate(&ingest(&mut c, b"tiny", "tiny.txt").unwrap_err()), "54000");
-    c.batch_execute("RESET docchat.max_document_mb").unwrap();
+    c.batch_execute("RESET docchat.max_document_size").unwrap();
     ingest(&mut c, b"still working after all those errors", "ok.txt").unwrap();
     let err = c.query_one("SELECT * FROM docchat_search('', 3)", &[]).unwrap_err();
     assert_eq!(sqlstate(&err), "22023");

@@ -61,7 +61,7 @@ fn async_ingest_reports_progress_and_ends_like_the_sync_one() {
     assert_eq!(a, s);
     assert_eq!((chunks_done, chunks_total), (a.len() as i32, Some(a.len() as i32)));
     let doc = |c: &mut Client, id: &str| -> String {
-        c.query_one("SELECT concat_ws(' | ', status, mime_type, n_chunks, n_chars, metadata, language, owner, model) FROM docchat.documents WHERE id = $1::text::uuid", &[&id])
+        c.query_one("SELECT concat_ws(' | ', status, mime_type, n_chunks, n_chars, metadata, ts_config, owner, model) FROM docchat.documents WHERE id = $1::text::uuid", &[&id])
             .unwrap()
             .get(0)
     };
@@ -193,7 +193,7 @@ fn embedding_and_query_caches_stats_and_health() {
     let same_vector: bool = c.query_one("SELECT docchat_embed('which slope for pears?') = docchat_embed('which slope for pears?')", &[]).unwrap().get(0);
     assert!(same_vector);
     assert_eq!(health(&mut c)["query_cache"]["hits"].as_u64().unwrap(), before + 1);
-    c.batch_execute("SET docchat.query_cache_ms = 0").unwrap();
+    c.batch_execute("SET docchat.query_cache_window = 0").unwrap();
     c.query_one("SELECT docchat_embed('which slope for pears?')", &[]).unwrap();
     assert_eq!(health(&mut c)["query_cache"]["hits"].as_u64().unwrap(), before + 1);
 

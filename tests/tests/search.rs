@@ -30,7 +30,7 @@ fn files(c: &mut Client, sql: &str) -> Vec<String> {
 #[test]
 fn keyword_mode_stems_in_the_documents_language_and_highlights() {
     let mut c = corpus("t_search_keyword");
-    let langs = files(&mut c, "SELECT filename || '=' || language FROM docchat.documents ORDER BY filename");
+    let langs = files(&mut c, "SELECT filename || '=' || ts_config FROM docchat.documents ORDER BY filename");
     assert_eq!(langs, ["bread.txt=pg_catalog.english", "cats.txt=pg_catalog.english", "katze.txt=pg_catalog.german", "market.txt=pg_catalog.english"]);
     // 'hunting' and 'hunt' share the English stem; 'Katzen' and 'Katze' the German one.
     assert_eq!(files(&mut c, "SELECT filename FROM docchat_search('hunting', 8, mode => 'keyword')"), ["cats.txt"]);
@@ -140,10 +140,10 @@ fn a_small_owner_gets_min_k_matches_among_100k_other_rows() {
     admin
         .batch_execute(
             "DROP INDEX docchat.chunks_hnsw_all_minilm_l6_v2;
-             INSERT INTO docchat.documents (id, owner, mime_type, size, sha256, model, language)
+             INSERT INTO docchat.documents (id, owner, mime_type, size, sha256, model, ts_config)
              SELECT ('00000000-0000-0000-0000-' || lpad(d::text, 12, '0'))::uuid, 'srch_big', 'text/plain', 0, '', 'all-MiniLM-L6-v2', 'pg_catalog.english'
              FROM generate_series(1, 100) d;
-             INSERT INTO docchat.chunks (document_id, chunk_index, owner, content, char_start, char_end, n_tokens, model, embedding, language)
+             INSERT INTO docchat.chunks (document_id, chunk_index, owner, content, char_start, char_end, n_tokens, model, embedding, ts_config)
              SELECT ('00000000-0000-0000-0000-' || lpad((i % 100 + 1)::text, 12, '0'))::uuid, i, 'srch_big',
                     'notes on apples, rivers and owls, part ' || i, 0, 40, 10, 'all-MiniLM-L6-v2',
                     (SELECT array_agg(random() - 0.5)::real[] FROM generate_series(1, 384) g WHERE g > -i)::vector,

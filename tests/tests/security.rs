@@ -238,7 +238,7 @@ fn a_huge_text_does_not_hold_up_other_sessions_embeddings() {
         })
     };
     std::thread::sleep(Duration::from_millis(500));
-    c.batch_execute("SET docchat.query_cache_ms = 0").unwrap();
+    c.batch_execute("SET docchat.query_cache_window = 0").unwrap();
     let mut times: Vec<f64> = (0..40)
         .map(|i| {
             let t = std::time::Instant::now();
@@ -297,8 +297,8 @@ fn users_may_lower_limits_but_not_raise_them() {
     let db = "t_sec_limits";
     let (mut admin, _victim, mut mallory, _id) = two_tenants(db);
     for sql in [
-        "SET docchat.max_decompressed_mb = 60000",
-        "SET docchat.max_document_mb = 101",
+        "SET docchat.max_decompressed_size = 60000",
+        "SET docchat.max_document_size = 101",
         "SET docchat.max_pages = 1000000",
         "SET docchat.max_ocr_pages = 100000",
         "SET docchat.ocr_page_timeout = 0",
@@ -311,14 +311,14 @@ fn users_may_lower_limits_but_not_raise_them() {
         assert_eq!(sqlstate(&e), "42501", "{sql}: {e}");
     }
     // Lower, and back up to what the server allows.
-    mallory.batch_execute("SET docchat.max_document_mb = 1").unwrap();
+    mallory.batch_execute("SET docchat.max_document_size = 1").unwrap();
     let big = vec![b'a'; 1_500_000];
     assert_eq!(sqlstate(&mallory.query_one("SELECT docchat_ingest($1)", &[&big]).unwrap_err()), "54000");
-    mallory.batch_execute("SET docchat.max_document_mb = 100; SET docchat.ocr_page_timeout = 1000; RESET docchat.ocr_page_timeout").unwrap();
+    mallory.batch_execute("SET docchat.max_document_size = 100; SET docchat.ocr_page_timeout = 1000; RESET docchat.ocr_page_timeout").unwrap();
     // A superuser may raise them; the ingest workers keep to their own, the server's.
-    admin.batch_execute(&format!("ALTER DATABASE {db} SET docchat.max_document_mb = 1")).unwrap();
+    admin.batch_execute(&format!("ALTER DATABASE {db} SET docchat.max_document_size = 1")).unwrap();
     let mut admin = connect(db, "postgres");
-    admin.batch_execute("SET docchat.max_document_mb = 10").unwrap();
+    admin.batch_execute("SET docchat.max_document_size = 10").unwrap();
     let id: String = admin.query_one("SELECT docchat_ingest_async($1, 'big.txt')::text", &[&big]).unwrap().get(0);
     let started = std::time::Instant::now();
     let error = loop {
@@ -329,7 +329,7 @@ fn users_may_lower_limits_but_not_raise_them() {
         assert!(started.elapsed() < Duration::from_secs(60), "the oversized job is still {}", r.get::<_, String>(0));
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(error.starts_with("document is 1500000 bytes, more than docchat.max_document_mb allows"), "{error}");
+    assert!(error.starts_with("document is 1500000 bytes, more than docchat.max_document_size allows"), "{error}");
 }
 
 #[test]

@@ -23,7 +23,7 @@ fn reads(c: &mut Client) -> Vec<String> {
     out.extend(text(c, "SELECT document_id, image_index, similarity FROM docchat_search_images('a cat', 5)"));
     out.extend(text(c, "SELECT docchat_chat_context('What is a trace tree?', '[]', 4) - 'timing'"));
     out.extend(text(c, "SELECT docchat_embed('a question on a replica')::text AS v"));
-    out.extend(text(c, "SELECT docchat_embed_clip_text('a cat')::text AS v"));
+    out.extend(text(c, "SELECT docchat_embed_image_query('a cat')::text AS v"));
     out.push(c.query_one("SELECT docchat_embed_image($1)::text", &[&chelsea]).unwrap().get(0));
     for view in ["SELECT id, filename, status, n_chunks FROM docchat.documents ORDER BY id", "SELECT documents_by_status FROM docchat.stats", "SELECT document_id, status FROM docchat.ingest_progress"] {
         out.extend(text(c, view));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 /// texts without asking the worker (or the session's own model), which these tests watch.
 fn worker_db(name: &str) -> Client {
     let mut c = fresh_db(name);
-    c.batch_execute("SET docchat.query_cache_ms = 0").unwrap();
+    c.batch_execute("SET docchat.query_cache_window = 0").unwrap();
     c
 }
 

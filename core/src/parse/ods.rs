@@ -126,7 +126,7 @@ fn cell_text(row: &mut Row, in_para: usize, text: &str) {
 
 fn too_large(bytes: u64) -> DocError {
     DocError::new(ErrorKind::TooLarge, format!("the spreadsheet's repeated cells expand to more than {} MB of text", bytes >> 20))
-        .with_hint("raise docchat.max_decompressed_mb if the sheet is genuine")
+        .with_hint("raise docchat.max_decompressed_size if the sheet is genuine")
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ impl<'a> Package<'a> {
                 ErrorKind::TooLarge,
                 format!("document decompresses to more than {} MB (stopped at {name})", self.limit.div_ceil(1 << 20)),
             )
-            .with_hint("raise docchat.max_decompressed_mb if the file is trusted"));
+            .with_hint("raise docchat.max_decompressed_size if the file is trusted"));
         }
         self.budget -= n;
         Ok(())
@@ -518,7 +518,7 @@ mod tests {
     fn zip_bomb_stops_at_the_limit() {
         let err = docx_of(&vec![0u8; 50 << 20], 1 << 20).unwrap_err();
         assert_eq!(err.kind, ErrorKind::TooLarge);
-        assert!(err.hint.unwrap().contains("docchat.max_decompressed_mb"));
+        assert!(err.hint.unwrap().contains("docchat.max_decompressed_size"));
     }
 
     #[test]

@@ -163,7 +163,7 @@ fn read(file: &[u8], inverted: bool) -> Result<Option<Pix>> {
 
 fn too_big(limit: u64) -> DocError {
     DocError::new(ErrorKind::TooLarge, format!("an image in the PDF decompresses to more than {} MB", limit >> 20))
-        .with_hint("raise docchat.max_decompressed_mb if the file is trusted")
+        .with_hint("raise docchat.max_decompressed_size if the file is trusted")
 }
 
 /// Undoes one general-purpose filter and its predictor; `None` for filters we do not handle.
@@ -584,7 +584,7 @@ mod tests {
     fn limits_and_undecodable_images() {
         let huge = image(20_000, 20_000, "DeviceGray".into(), 8);
         assert_eq!(decode(huge, Vec::new()).unwrap_err().kind, ErrorKind::TooLarge);
-        // A flate bomb stops at docchat.max_decompressed_mb.
+        // A flate bomb stops at docchat.max_decompressed_size.
         let mut dict = image(4000, 4000, "DeviceGray".into(), 8);
         dict.set("Filter", "FlateDecode");
         let options = Options { max_decompressed_bytes: 1 << 20, ..Options::default() };

@@ -115,9 +115,9 @@ impl Extent {
         }
         Err(DocError::new(
             ErrorKind::TooLarge,
-            format!("an XLS sheet spans {cells} cells ({} MB in memory), more than docchat.max_decompressed_mb allows", cells.saturating_mul(CELL_BYTES) >> 20),
+            format!("an XLS sheet spans {cells} cells ({} MB in memory), more than docchat.max_decompressed_size allows", cells.saturating_mul(CELL_BYTES) >> 20),
         )
-        .with_hint("save the workbook as .xlsx (read cell by cell, without this limit) or raise docchat.max_decompressed_mb"))
+        .with_hint("save the workbook as .xlsx (read cell by cell, without this limit) or raise docchat.max_decompressed_size"))
     }
 }
 
