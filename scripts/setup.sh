@@ -28,13 +28,19 @@ if [ "$(id -u)" = 0 ] && ! runuser -u "$PG_OS_USER" -- test -x "$PG_CONFIG"; the
   exit 1
 fi
 
+# make test checks formatting and lints.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  log "rustup component add rustfmt clippy"
+  rustup component add rustfmt clippy
+fi
 if ! cargo-pgrx pgrx --version 2>/dev/null | grep -q 0.18.1; then
   log "cargo install cargo-pgrx 0.18.1 (takes ~6 min once)"
   cargo install -q cargo-pgrx --version 0.18.1 --locked --root "$DOCCHAT_CACHE/cargo-pgrx"
 fi
-if ! grep -qs "$PG_CONFIG" "$PGRX_HOME/config.toml"; then
-  log "cargo pgrx init --pg16 $PG_CONFIG"
-  cargo pgrx init --pg16 "$PG_CONFIG" >/dev/null
+# Both versions the wheel ships (nothing is downloaded); clippy always builds against 16.
+if ! grep -qs "$PGSERVER/pginstall18/" "$PGRX_HOME/config.toml"; then
+  log "cargo pgrx init --pg16 --pg18 (the wheel's installs)"
+  cargo pgrx init --pg16 "$PGSERVER/pginstall/bin/pg_config" --pg18 "$PGSERVER/pginstall18/bin/pg_config" >/dev/null
 fi
 bash "$REPO/scripts/models.sh"
 log "setup done"

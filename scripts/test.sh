@@ -20,6 +20,9 @@ bash "$REPO/scripts/cluster.sh" "$datadir" "$DOCCHAT_TEST_PORT" start
 export DOCCHAT_ORT_LIB=$ORT_LIB DOCCHAT_TEST_MODEL_DIR=$DOCCHAT_CACHE/models/all-MiniLM-L6-v2-fp32
 export DOCCHAT_SHARED=${DOCCHAT_SHARED:-$(cd "$REPO/../shared" && pwd)}
 export DOCCHAT_TEST_CLIP_FIXTURE=$DOCCHAT_CACHE/clip-fixture DOCCHAT_STATE
+log "cargo fmt --check and clippy"
+cargo fmt --all --check
+cargo clippy --release --workspace --all-targets -q -- -D warnings
 log "unit and integration tests"
 status=0
 cargo test --release --no-fail-fast -p docchat-core -p docchat-tests 2>&1 || status=$?

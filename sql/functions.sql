@@ -141,8 +141,10 @@ DECLARE
     f regprocedure;
 BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA docchat TO %s', role);
-    EXECUTE format('GRANT SELECT ON docchat.documents, docchat.images, docchat.searches, docchat.models, '
+    EXECUTE format('GRANT SELECT ON docchat.documents, docchat.searches, docchat.models, '
                    'docchat.ingest_progress, docchat.stats TO %s', role);
+    EXECUTE format('GRANT SELECT (document_id, image_index, owner, page, name, mime_type, width, height, content) '
+                   'ON docchat.images TO %s', role);
     EXECUTE format('GRANT DELETE ON docchat.documents TO %s', role);
     EXECUTE format('GRANT SELECT (document_id, chunk_index, owner, content, char_start, char_end, page, n_tokens, '
                    'heading, model, ts_config, fts) ON docchat.chunks TO %s', role);
@@ -173,3 +175,5 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION docchat.revoke_usage(regrole) IS 'Undoes docchat.grant_usage (the role''s rows stay)';
+-- Created after the REVOKE above: admins only, too.
+REVOKE EXECUTE ON FUNCTION docchat.grant_usage(regrole), docchat.revoke_usage(regrole) FROM PUBLIC;

@@ -1,11 +1,16 @@
-//! docchat: the PostgreSQL extension. This crate is the thin SQL layer over `docchat-core`:
-//! settings, the SQL functions and the schema. It is the only code that sees pgrx types.
+//! docchat: the PostgreSQL extension. This crate is the Postgres-facing half over `docchat-core`:
+//! `api` (the SQL entry points), `ingest` (pipeline and storage), `embedding` (backends),
+//! `workers`, `settings` and `pg` (errors, standby). It is the only code that sees pgrx types.
 use pgrx::prelude::*;
 
 mod api;
-mod ingest_worker;
-mod model_worker;
+mod embedding;
+mod ingest;
+mod pg;
 mod settings;
+mod workers;
+
+use workers::{ingest_worker, model_worker};
 
 ::pgrx::pg_module_magic!(name, version);
 

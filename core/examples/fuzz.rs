@@ -67,10 +67,7 @@ fn main() {
         std::thread::Builder::new()
             .stack_size(512 << 20)
             .spawn(move || {
-                let mut options = Options::default();
-                options.max_ocr_pages = 1;
-                options.ocr_timeout_ms = 5000;
-                options.password = std::env::var("FUZZ_PASSWORD").ok();
+                let options = Options { max_ocr_pages: 1, ocr_timeout_ms: 5000, password: std::env::var("FUZZ_PASSWORD").ok(), ..Default::default() };
                 let mut ctx = Ctx::new(&options, &|| false);
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(&data, None, None, &mut ctx).map(|_| ())));
                 let _ = tx.send(outcome.is_err());

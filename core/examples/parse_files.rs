@@ -19,11 +19,23 @@ fn main() {
         match parse(&bytes, Some(&name), None, &mut ctx) {
             Ok(p) => {
                 let ocr = p.pages.iter().filter(|pg| pg.ocr).count();
-                println!("{name}\t{}\tpages={}\tchars={}\tocr={ocr}\t{:.2}s", p.format.name(), p.pages.len(), p.n_chars(), started.elapsed().as_secs_f64());
+                println!(
+                    "{name}\t{}\tpages={}\tchars={}\tocr={ocr}\t{:.2}s",
+                    p.format.name(),
+                    p.pages.len(),
+                    p.n_chars(),
+                    started.elapsed().as_secs_f64()
+                );
                 if verbose {
                     println!("{}", serde_json::Value::Object(p.metadata));
                     for pg in &p.pages {
-                        println!("--- page {:?} ocr={} headings={:?}\n{}", pg.number, pg.ocr, pg.headings.iter().map(|h| &h.title).collect::<Vec<_>>(), pg.text);
+                        println!(
+                            "--- page {:?} ocr={} headings={:?}\n{}",
+                            pg.number,
+                            pg.ocr,
+                            pg.headings.iter().map(|h| &h.title).collect::<Vec<_>>(),
+                            pg.text
+                        );
                     }
                 }
             }

@@ -23,10 +23,7 @@ impl ChunkConfig {
             return bad(format!("chunk_size must be at least 20 characters, got {}", self.max_chars));
         }
         if self.overlap_chars >= self.max_chars {
-            return bad(format!(
-                "chunk_overlap ({}) must be smaller than chunk_size ({})",
-                self.overlap_chars, self.max_chars
-            ));
+            return bad(format!("chunk_overlap ({}) must be smaller than chunk_size ({})", self.overlap_chars, self.max_chars));
         }
         if self.max_tokens == 0 {
             return bad("max_tokens must be positive".into());
@@ -59,11 +56,7 @@ pub struct Chunk {
 /// Separator between pages in the document text that chunk offsets refer to.
 pub const PAGE_SEPARATOR: &str = "\n\n";
 
-pub fn chunk_pages(
-    pages: &[Page],
-    cfg: &ChunkConfig,
-    mut tokenize: impl FnMut(&str) -> Result<Vec<Piece>>,
-) -> Result<Vec<Chunk>> {
+pub fn chunk_pages(pages: &[Page], cfg: &ChunkConfig, mut tokenize: impl FnMut(&str) -> Result<Vec<Piece>>) -> Result<Vec<Chunk>> {
     cfg.validate()?;
     let mut chunks = Vec::new();
     let mut base = 0;
@@ -112,12 +105,7 @@ fn boundary_level(text: &str, pieces: &[Piece], c: usize) -> i8 {
     }
 }
 
-fn chunk_text(
-    text: &str,
-    pieces: &[Piece],
-    cfg: &ChunkConfig,
-    mut emit: impl FnMut(usize, usize, usize, usize),
-) {
+fn chunk_text(text: &str, pieces: &[Piece], cfg: &ChunkConfig, mut emit: impl FnMut(usize, usize, usize, usize)) {
     let n = pieces.len();
     if n == 0 {
         return;
@@ -163,20 +151,11 @@ fn best_cut(text: &str, pieces: &[Piece], s: usize, e_max: usize, span_chars: &d
         }
     }
     // No word boundary in the second half (a very long word or unspaced script): any word start, else the window end.
-    best.map(|(_, c)| c)
-        .or_else(|| (s + 1..=e_max).rev().find(|&c| boundary_level(text, pieces, c) >= 0))
-        .unwrap_or(e_max)
+    best.map(|(_, c)| c).or_else(|| (s + 1..=e_max).rev().find(|&c| boundary_level(text, pieces, c) >= 0)).unwrap_or(e_max)
 }
 
 /// Where the next chunk starts so that it repeats at most `overlap` characters of this one.
-fn overlap_start(
-    text: &str,
-    pieces: &[Piece],
-    s: usize,
-    c: usize,
-    overlap: usize,
-    span_chars: &dyn Fn(usize, usize) -> usize,
-) -> usize {
+fn overlap_start(text: &str, pieces: &[Piece], s: usize, c: usize, overlap: usize, span_chars: &dyn Fn(usize, usize) -> usize) -> usize {
     if overlap == 0 {
         return c;
     }
@@ -228,10 +207,7 @@ mod tests {
         let text = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota. Kappa lambda mu.";
         let chunks = chunk_pages(&page(text), &cfg(40, 20, 100), words).unwrap();
         let texts: Vec<_> = chunks.iter().map(|c| c.text.as_str()).collect();
-        assert_eq!(
-            texts,
-            ["Alpha beta gamma. Delta epsilon zeta.", "Delta epsilon zeta. Eta theta iota.", "Eta theta iota. Kappa lambda mu."]
-        );
+        assert_eq!(texts, ["Alpha beta gamma. Delta epsilon zeta.", "Delta epsilon zeta. Eta theta iota.", "Eta theta iota. Kappa lambda mu."]);
         for c in &chunks {
             assert_eq!(&text.chars().skip(c.char_start).take(c.char_end - c.char_start).collect::<String>(), &c.text);
         }
@@ -265,9 +241,7 @@ mod tests {
     #[test]
     fn unbreakable_text_is_cut_at_the_bound() {
         let text = "x".repeat(50);
-        let pieces = |t: &str| -> Result<Vec<Piece>> {
-            Ok((0..t.len()).map(|i| Piece { start: i, end: i + 1, word_start: i == 0 }).collect())
-        };
+        let pieces = |t: &str| -> Result<Vec<Piece>> { Ok((0..t.len()).map(|i| Piece { start: i, end: i + 1, word_start: i == 0 }).collect()) };
         let chunks = chunk_pages(&page(&text), &cfg(20, 5, 100), pieces).unwrap();
         assert!(chunks.iter().all(|c| c.text.len() <= 20));
         assert_eq!(chunks.iter().map(|c| c.text.len()).sum::<usize>(), 50);
@@ -282,11 +256,14 @@ mod tests {
         let second = Page::new(Some(2), "Iota kappa lambda mu nu.".into());
         let chunks = chunk_pages(&[first, second], &cfg(32, 0, 100), words).unwrap();
         let got: Vec<_> = chunks.iter().map(|c| (c.text.as_str(), c.heading.as_deref())).collect();
-        assert_eq!(got, [
-            ("Intro. Alpha beta gamma delta.", Some("Intro")),
-            ("Methods. Epsilon zeta eta theta.", Some("Methods")),
-            ("Iota kappa lambda mu nu.", Some("Methods")),
-        ]);
+        assert_eq!(
+            got,
+            [
+                ("Intro. Alpha beta gamma delta.", Some("Intro")),
+                ("Methods. Epsilon zeta eta theta.", Some("Methods")),
+                ("Iota kappa lambda mu nu.", Some("Methods")),
+            ]
+        );
     }
 
     #[test]

@@ -192,8 +192,7 @@ fn sniff_ole(bytes: &[u8]) -> Result<Format> {
 }
 
 fn unsupported(what: &str) -> DocError {
-    DocError::new(ErrorKind::Unsupported, format!("{what} is not a supported document format"))
-        .with_hint(format!("supported formats: {SUPPORTED}"))
+    DocError::new(ErrorKind::Unsupported, format!("{what} is not a supported document format")).with_hint(format!("supported formats: {SUPPORTED}"))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -203,17 +202,13 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// NUL bytes or many control characters in the first 8 KiB mean binary data, not text.
 fn looks_binary(bytes: &[u8]) -> bool {
     let head = &bytes[..bytes.len().min(8192)];
-    let control = head
-        .iter()
-        .filter(|&&b| b == 0 || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C)))
-        .count();
+    let control = head.iter().filter(|&&b| b == 0 || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C))).count();
     control > 0 && (head.contains(&0) || control * 20 > head.len())
 }
 
 fn classify_text(text: &str, filename: Option<&str>, mime: Option<&str>) -> Format {
     let head: String = text.trim_start().chars().take(1024).collect::<String>().to_ascii_lowercase();
-    if head.starts_with("<!doctype html") || head.starts_with("<html") || head.contains("<body") || head.contains("<head>")
-    {
+    if head.starts_with("<!doctype html") || head.starts_with("<html") || head.contains("<body") || head.contains("<head>") {
         return Format::Html;
     }
     let ext = filename.and_then(|f| f.rsplit_once('.')).map(|(_, e)| e.to_ascii_lowercase());
@@ -222,8 +217,8 @@ fn classify_text(text: &str, filename: Option<&str>, mime: Option<&str>) -> Form
     if hinted_html && head.starts_with('<') {
         return Format::Html;
     }
-    let hinted_md = matches!(ext.as_deref(), Some("md" | "markdown" | "mdown" | "mkd"))
-        || matches!(mime.as_deref(), Some("text/markdown" | "text/x-markdown"));
+    let hinted_md =
+        matches!(ext.as_deref(), Some("md" | "markdown" | "mdown" | "mkd")) || matches!(mime.as_deref(), Some("text/markdown" | "text/x-markdown"));
     if hinted_md || markdown_signals(text) >= 2 {
         Format::Markdown
     } else {
@@ -238,9 +233,7 @@ fn markdown_signals(text: &str) -> usize {
         .filter(|l| {
             let t = l.trim_start();
             let hashes = t.chars().take_while(|&c| c == '#').count();
-            (1..=6).contains(&hashes) && t[hashes..].starts_with(' ')
-                || t.starts_with("```")
-                || (t.contains("](") && t.contains('['))
+            (1..=6).contains(&hashes) && t[hashes..].starts_with(' ') || t.starts_with("```") || (t.contains("](") && t.contains('['))
         })
         .count()
 }

@@ -69,7 +69,13 @@ mod tests {
 
     #[test]
     fn a_jwt_role_without_a_subject_is_refused() {
-        for (claims, sub) in [(None, None), (Some(r#"{"role":"authenticated"}"#), None), (Some(r#"{"sub":""}"#), None), (Some(r#"{"sub":42}"#), None), (Some("not json"), Some(" "))] {
+        for (claims, sub) in [
+            (None, None),
+            (Some(r#"{"role":"authenticated"}"#), None),
+            (Some(r#"{"sub":""}"#), None),
+            (Some(r#"{"sub":42}"#), None),
+            (Some("not json"), Some(" ")),
+        ] {
             let e = owner_of("authenticated", &roles(), claims, sub).unwrap_err();
             assert_eq!(e.kind, ErrorKind::Forbidden, "{claims:?}");
             assert!(e.message.contains("no \"sub\""), "{}", e.message);

@@ -3,7 +3,7 @@
 //! runs on a helper thread that never touches Postgres, so a cancel or statement_timeout ends
 //! the statement at once; the thread finishes by itself within docchat.chat_timeout.
 use super::chat_context::SearchOptions;
-use super::error::{raise, serve_interrupts, OrRaise};
+use crate::pg::error::{raise, serve_interrupts, OrRaise};
 use crate::settings::{self, ChatSettings};
 use docchat_core::chat::{self, Breaker, Completion, Endpoint};
 use docchat_core::{DocError, ErrorKind};
@@ -38,7 +38,7 @@ pub fn init_shared_memory() {
 }
 
 fn breaker(s: &ChatSettings) -> Breaker<'static> {
-    let state = if crate::model_worker::preloaded() { SHARED_BREAKER.get() } else { &SESSION_BREAKER };
+    let state = if crate::workers::model_worker::preloaded() { SHARED_BREAKER.get() } else { &SESSION_BREAKER };
     Breaker { failures: &state.failures, open_until_ms: &state.open_until_ms, threshold: s.breaker_failures, cooldown: s.breaker_cooldown }
 }
 
@@ -153,10 +153,8 @@ fn complete_interruptibly(endpoint: Endpoint, body: Value) -> Result<Completion,
 /// `context` is every passage the endpoint was given.
 fn answer_json(done: Completion, context: &Value, asked_model: &str, took: Duration) -> Value {
     let passages = context["context"].as_array().cloned().unwrap_or_default();
-    let citations: Vec<Value> = chat::cited_numbers(&done.answer)
-        .into_iter()
-        .filter_map(|n| passages.iter().find(|p| p["n"].as_u64() == Some(n as u64)).cloned())
-        .collect();
+    let citations: Vec<Value> =
+        chat::cited_numbers(&done.answer).into_iter().filter_map(|n| passages.iter().find(|p| p["n"].as_u64() == Some(n as u64)).cloned()).collect();
     json!({
         "answer": done.answer,
         "citations": citations,

@@ -1,6 +1,6 @@
 //! docchat_chat_context(): one docchat_search call (with the caller's model, mode, filter and
 //! threshold), its hits turned into numbered passages and a prompt by `docchat_core::chat::context`.
-use super::error::raise;
+use crate::pg::error::raise;
 use docchat_core::chat::context::{self, Hit, Request};
 use docchat_core::{DocError, ErrorKind};
 use pgrx::prelude::*;
@@ -28,11 +28,25 @@ fn docchat_chat_context(
     mode: default!(Option<&str>, "'hybrid'"),
     filter: default!(Option<JsonB>, "NULL"),
 ) -> JsonB {
-    JsonB(build("docchat_chat_context", message, history, k, max_context_tokens, SearchOptions { threshold, model, mode, filter: filter.map(|f| f.0) }))
+    JsonB(build(
+        "docchat_chat_context",
+        message,
+        history,
+        k,
+        max_context_tokens,
+        SearchOptions { threshold, model, mode, filter: filter.map(|f| f.0) },
+    ))
 }
 
 /// The context for `message`; errors name `caller`.
-pub fn build(caller: &str, message: Option<&str>, history: Option<JsonB>, k: Option<i32>, max_context_tokens: Option<i32>, search: SearchOptions) -> Value {
+pub fn build(
+    caller: &str,
+    message: Option<&str>,
+    history: Option<JsonB>,
+    k: Option<i32>,
+    max_context_tokens: Option<i32>,
+    search: SearchOptions,
+) -> Value {
     let fail = |e: DocError| -> ! { raise(e, Some(caller)) };
     let message = message
         .filter(|m| !m.trim().is_empty())

@@ -1,8 +1,9 @@
 //! docchat_health(): what serves embeddings and whether it is well.
-use super::embed::{backend_model, embeds_in_worker};
-use super::standby::select_one;
-use super::worker_client;
-use crate::{model_worker, settings};
+use crate::embedding::text::{backend_model, embeds_in_worker};
+use crate::embedding::worker_client;
+use crate::pg::standby::select_one;
+use crate::settings;
+use crate::workers::model_worker;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
@@ -27,7 +28,7 @@ fn docchat_health() -> JsonB {
     };
     let pgvector = select_one::<String>("SELECT extversion::text FROM pg_extension WHERE extname = 'vector'", &[]).ok().flatten();
     let session_model = backend_model().map(|(path, dim, device)| json!({"model": path, "dimension": dim, "device": device}));
-    let (entries, hits) = super::embed::query_cache_stats();
+    let (entries, hits) = crate::embedding::text::query_cache_stats();
     let query_cache = json!({"entries": entries, "hits": hits, "window_ms": settings::query_cache_window().as_millis() as u64});
     JsonB(json!({
         "embedding": if embeds_in_worker() { "model worker" } else { "this session" },
@@ -40,8 +41,8 @@ fn docchat_health() -> JsonB {
         "ingest": ingest(),
         "query_cache": query_cache,
         // A standby serves reads; its searches are not logged (it cannot write).
-        "standby": super::standby::is_standby(),
-        "searches_logged": !super::standby::is_standby() && settings::log_searches(),
+        "standby": crate::pg::standby::is_standby(),
+        "searches_logged": !crate::pg::standby::is_standby() && settings::log_searches(),
         "clip": super::clip::health(),
         "tesseract": tesseract(),
         "disk_bytes": select_one::<i64>(

@@ -2,7 +2,7 @@
 //! the session's role (after SET ROLE), not a security-definer function's owner, so docchat's
 //! write functions can run with definer rights and still store and filter by the caller. The
 //! rules (JWT roles, `jwt:<sub>`) are `docchat_core::owner`.
-use super::error::raise;
+use crate::pg::error::raise;
 use crate::settings;
 use docchat_core::owner::owner_of;
 use pgrx::prelude::*;
@@ -24,4 +24,3 @@ fn setting(name: &CStr) -> Option<String> {
         (!value.is_null()).then(|| CStr::from_ptr(value).to_string_lossy().into_owned())
     }
 }
-

@@ -83,7 +83,12 @@ fn cluster_pss_mb(c: &mut Client) -> f64 {
         let parent = stat.rsplit(')').next().unwrap_or("").split_whitespace().nth(1).unwrap_or("");
         if name == ppid || parent == ppid {
             if let Ok(rollup) = std::fs::read_to_string(format!("/proc/{name}/smaps_rollup")) {
-                kb += rollup.lines().find(|l| l.starts_with("Pss:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                kb += rollup
+                    .lines()
+                    .find(|l| l.starts_with("Pss:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
             }
         }
     }

@@ -28,10 +28,8 @@ fn session(i: usize, secs: u64, passages: &[String], queries: &[String]) -> Tall
     let mut n = 0;
     while Instant::now() < deadline {
         // Each passage tagged with its place, so no chunk repeats and the embedding cache stays out of it.
-        let doc: String = (0..8)
-            .map(|k| format!("[{i}-{n}-{k}] {}", passages[(i * 7919 + n * 131 + k * 17) % passages.len()]))
-            .collect::<Vec<_>>()
-            .join("\n\n");
+        let doc: String =
+            (0..8).map(|k| format!("[{i}-{n}-{k}] {}", passages[(i * 7919 + n * 131 + k * 17) % passages.len()])).collect::<Vec<_>>().join("\n\n");
         let doc = format!("Load document {i}-{n}.\n\n{doc}");
         let started = Instant::now();
         match c.query_one("SELECT docchat_ingest_async($1, $2)::text", &[&doc.as_bytes(), &format!("load-{i}-{n}.txt")]) {
@@ -75,7 +73,12 @@ fn main() {
     }
     let started = Instant::now();
     let tallies: Vec<Tally> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..sessions).map(|i| { let (p, q) = (&passages, &queries); s.spawn(move || session(i, secs, p, q)) }).collect();
+        let handles: Vec<_> = (0..sessions)
+            .map(|i| {
+                let (p, q) = (&passages, &queries);
+                s.spawn(move || session(i, secs, p, q))
+            })
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let load_secs = started.elapsed().as_secs_f64();
@@ -107,7 +110,10 @@ fn main() {
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();
-    println!("{sessions} sessions (one role each), {load_secs:.0} s of load, queue drained {:.0} s later (backlog at the end: {backlog})", total_secs - load_secs);
+    println!(
+        "{sessions} sessions (one role each), {load_secs:.0} s of load, queue drained {:.0} s later (backlog at the end: {backlog})",
+        total_secs - load_secs
+    );
     println!("| operation | count | rate | p50 | p95 | p99 |");
     println!("|---|---|---|---|---|---|");
     let mut ingest: Vec<f64> = tallies.iter().flat_map(|t| t.ingest_ms.iter().copied()).collect();
@@ -126,7 +132,8 @@ fn main() {
     for e in errors.iter().take(5) {
         println!("  error: {e}");
     }
-    let lost_or_duplicated = ids.len() as i64 != docs || unique.len() != ids.len() || ready != docs || exact != docs || chunks != distinct || chunks != announced;
+    let lost_or_duplicated =
+        ids.len() as i64 != docs || unique.len() != ids.len() || ready != docs || exact != docs || chunks != distinct || chunks != announced;
     assert!(errors.is_empty() && !lost_or_duplicated, "the load run lost, duplicated or failed documents");
     println!("OK: 0 errors, 0 lost or duplicated documents");
 }

@@ -32,10 +32,8 @@ fn ingest(dir: &str, model: &str) {
         })
         .collect();
     let mut c = connect(&db(), "postgres");
-    let have: i64 = c
-        .query_one("SELECT count(*) FROM docchat.documents WHERE model = $1 AND metadata->>'corpus' = 'scifact'", &[&model])
-        .unwrap()
-        .get(0);
+    let have: i64 =
+        c.query_one("SELECT count(*) FROM docchat.documents WHERE model = $1 AND metadata->>'corpus' = 'scifact'", &[&model]).unwrap().get(0);
     if have as usize == docs.len() {
         println!("{model}: {have} documents already ingested");
         return;
@@ -46,9 +44,7 @@ fn ingest(dir: &str, model: &str) {
         for part in docs.chunks(docs.len().div_ceil(SESSIONS)) {
             s.spawn(move || {
                 let mut c = connect(&db(), "postgres");
-                let stmt = c
-                    .prepare("SELECT docchat_ingest($1, $2, 'text/plain', '{\"corpus\": \"scifact\"}', model => $3)")
-                    .unwrap();
+                let stmt = c.prepare("SELECT docchat_ingest($1, $2, 'text/plain', '{\"corpus\": \"scifact\"}', model => $3)").unwrap();
                 for (id, text) in part {
                     c.query_one(&stmt, &[&text.as_bytes(), id, &model]).unwrap_or_else(|e| panic!("document {id}: {e}"));
                 }
@@ -75,7 +71,11 @@ fn ndcg_at(ranked: &[String], rel: &HashMap<String, i32>, k: usize) -> f64 {
     let mut ideal: Vec<i32> = rel.values().copied().filter(|&r| r > 0).collect();
     ideal.sort_unstable_by(|a, b| b.cmp(a));
     let idcg: f64 = ideal.iter().take(k).enumerate().map(|(i, &r)| r as f64 / (i as f64 + 2.0).log2()).sum();
-    if idcg == 0.0 { 0.0 } else { dcg / idcg }
+    if idcg == 0.0 {
+        0.0
+    } else {
+        dcg / idcg
+    }
 }
 
 fn recall_at(ranked: &[String], rel: &HashMap<String, i32>, k: usize) -> f64 {
@@ -99,11 +99,7 @@ fn eval(dir: &str, model: &str, mode: &str) {
         let rows = c.query(&stmt, &[text, &model, &mode]).unwrap_or_else(|e| panic!("query {qid}: {e}"));
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         let mut seen = HashSet::new();
-        let ranked: Vec<String> = rows
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .filter(|d| d != qid && seen.insert(d.clone()))
-            .collect();
+        let ranked: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).filter(|d| d != qid && seen.insert(d.clone())).collect();
         ndcg += ndcg_at(&ranked, &qrels[qid], 10);
         recall += recall_at(&ranked, &qrels[qid], 100);
     }

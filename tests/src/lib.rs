@@ -32,11 +32,16 @@ pub fn create_role(admin: &mut Client, role: &str, login: bool) {
     admin.batch_execute(&format!("SELECT docchat.grant_usage('{role}')")).unwrap();
 }
 
+/// Every catalog fact about docchat in the database (tests/sql/describe.sql), function and view
+/// bodies as digests on lines starting with `body `.
+pub fn catalog(c: &mut Client) -> Vec<String> {
+    let sql = std::fs::read_to_string(repo().join("tests/sql/describe.sql")).unwrap();
+    c.query(&sql, &[]).unwrap().iter().map(|r| r.get::<_, String>(0)).collect()
+}
+
 /// A file under ../shared (the corpus and reference data).
 pub fn shared(path: &str) -> PathBuf {
-    let root = std::env::var("DOCCHAT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let root = std::env::var("DOCCHAT_SHARED").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
     root.join(path)
 }
 
@@ -68,12 +73,8 @@ pub fn sqlstate(e: &postgres::Error) -> String {
 
 /// The document's text rebuilt from its chunks' character offsets (chunks overlap).
 pub fn document_text(c: &mut Client, id: &str) -> String {
-    let rows = c
-        .query(
-            "SELECT content, char_start, char_end FROM docchat.chunks WHERE document_id = $1::text::uuid ORDER BY chunk_index",
-            &[&id],
-        )
-        .unwrap();
+    let rows =
+        c.query("SELECT content, char_start, char_end FROM docchat.chunks WHERE document_id = $1::text::uuid ORDER BY chunk_index", &[&id]).unwrap();
     let mut text = String::new();
     let mut end = 0i32;
     for r in rows {
@@ -118,7 +119,10 @@ pub fn wait_for_status(c: &mut Client, id: &str, status: &str, within: Duration)
 
 /// The CLIP-shaped model folder that scripts/clip_fixture.sh makes.
 pub fn clip_model_dir() -> String {
-    PathBuf::from(std::env::var("DOCCHAT_TEST_CLIP_FIXTURE").expect("DOCCHAT_TEST_CLIP_FIXTURE (make test sets it)")).join("model").display().to_string()
+    PathBuf::from(std::env::var("DOCCHAT_TEST_CLIP_FIXTURE").expect("DOCCHAT_TEST_CLIP_FIXTURE (make test sets it)"))
+        .join("model")
+        .display()
+        .to_string()
 }
 
 /// The repository root (scripts/ is there).

@@ -21,7 +21,9 @@ fn table_digests(c: &mut Client) -> Vec<(String, i64, String)> {
     ["documents", "chunks", "images", "searches", "ingest_jobs", "models"]
         .iter()
         .map(|t| {
-            let r = c.query_one(&format!("SELECT count(*), coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM docchat.{t} x"), &[]).unwrap();
+            let r = c
+                .query_one(&format!("SELECT count(*), coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM docchat.{t} x"), &[])
+                .unwrap();
             (t.to_string(), r.get(0), r.get(1))
         })
         .collect()
@@ -75,7 +77,8 @@ fn a_dump_restores_every_row_and_the_same_searches() {
         .unwrap();
     let mut tx = admin.transaction().unwrap();
     tx.batch_execute("SET LOCAL ROLE t_bk_alice").unwrap();
-    let queued: String = tx.query_one("SELECT docchat_ingest_async(convert_to('A note that waits for tomorrow.', 'UTF8'), 'later.txt')::text", &[]).unwrap().get(0);
+    let queued: String =
+        tx.query_one("SELECT docchat_ingest_async(convert_to('A note that waits for tomorrow.', 'UTF8'), 'later.txt')::text", &[]).unwrap().get(0);
     tx.batch_execute("RESET ROLE").unwrap();
     tx.execute("UPDATE docchat.ingest_jobs SET run_after = now() + interval '1 day' WHERE document_id = $1::text::uuid", &[&queued]).unwrap();
     tx.commit().unwrap();
@@ -93,7 +96,12 @@ fn a_dump_restores_every_row_and_the_same_searches() {
     let mut postgres = connect("postgres", "postgres");
     postgres.batch_execute(&format!("DROP DATABASE IF EXISTS {restored} WITH (FORCE)")).unwrap();
     postgres.batch_execute(&format!("CREATE DATABASE {restored}")).unwrap();
-    run(Command::new("pg_restore").args(["--exit-on-error", "-h", "127.0.0.1", "-p", &port().to_string(), "-U", "postgres", "-d", restored]).arg(&dump), true);
+    run(
+        Command::new("pg_restore")
+            .args(["--exit-on-error", "-h", "127.0.0.1", "-p", &port().to_string(), "-U", "postgres", "-d", restored])
+            .arg(&dump),
+        true,
+    );
     let mut admin2 = connect(restored, "postgres");
     assert_eq!(table_digests(&mut admin2), digests);
     let mut alice2 = connect(restored, "t_bk_alice");
@@ -119,9 +127,16 @@ fn a_dump_restores_every_row_and_the_same_searches() {
     // Into a second cluster, whose roles the admin creates first (pg_dump keeps no roles).
     let other = OtherCluster::start(".pgbackup", None);
     let mut c = other.connect("postgres", "postgres");
-    c.batch_execute(&format!("CREATE ROLE t_bk_alice LOGIN; CREATE ROLE t_bk_bob LOGIN; ALTER ROLE t_bk_bob SET docchat.clip_model_dir = '{}'", clip_model_dir())).unwrap();
+    c.batch_execute(&format!(
+        "CREATE ROLE t_bk_alice LOGIN; CREATE ROLE t_bk_bob LOGIN; ALTER ROLE t_bk_bob SET docchat.clip_model_dir = '{}'",
+        clip_model_dir()
+    ))
+    .unwrap();
     c.batch_execute(&format!("CREATE DATABASE {DB}")).unwrap();
-    run(Command::new("pg_restore").args(["--exit-on-error", "-h", "127.0.0.1", "-p", &other.port.to_string(), "-U", "postgres", "-d", DB]).arg(&dump), true);
+    run(
+        Command::new("pg_restore").args(["--exit-on-error", "-h", "127.0.0.1", "-p", &other.port.to_string(), "-U", "postgres", "-d", DB]).arg(&dump),
+        true,
+    );
     let _ = std::fs::remove_file(&dump);
     assert_eq!(table_digests(&mut other.connect(DB, "postgres")), digests);
     // The grants came with the dump: bob searches as before.

@@ -12,10 +12,8 @@ Risks include currency movements and a slower market for hardware.";
 /// A report cut into small overlapping chunks, and an unrelated note.
 fn corpus(name: &str) -> (Client, String) {
     let mut c = fresh_db(name);
-    let id: String = c
-        .query_one("SELECT docchat_ingest($1, 'report.txt', chunk_size => 120, chunk_overlap => 40)::text", &[&REPORT.as_bytes()])
-        .unwrap()
-        .get(0);
+    let id: String =
+        c.query_one("SELECT docchat_ingest($1, 'report.txt', chunk_size => 120, chunk_overlap => 40)::text", &[&REPORT.as_bytes()]).unwrap().get(0);
     ingest(&mut c, b"Hiking club newsletter: the spring trip goes to the Alps. Bring boots and a rain jacket.", "hiking.txt").unwrap();
     (c, id)
 }
@@ -54,8 +52,14 @@ fn passages_are_merged_numbered_cited_and_within_budget() {
     assert!(spans.iter().any(|&(a, b)| b - a > 120), "neighbouring chunks were merged: {spans:?}");
     assert_eq!(ctx["prompt"], format!("{prompt_context}Question: How much did revenue grow?"));
     let used = ctx["metadata"]["context_tokens"].as_i64().unwrap();
-    assert_eq!(ctx["summary"], format!("{} passage(s) from {} document(s), {used} of 2000 context tokens",
-        passages.len(), if passages.iter().any(|p| p["filename"] == "hiking.txt") { 2 } else { 1 }));
+    assert_eq!(
+        ctx["summary"],
+        format!(
+            "{} passage(s) from {} document(s), {used} of 2000 context tokens",
+            passages.len(),
+            if passages.iter().any(|p| p["filename"] == "hiking.txt") { 2 } else { 1 }
+        )
+    );
     assert_eq!(ctx["messages"][0]["role"], "system");
     assert_eq!(ctx["messages"][0]["content"], ctx["system"]);
     assert_eq!(ctx["messages"][1], json!({"role": "user", "content": ctx["prompt"]}));
@@ -83,7 +87,9 @@ fn follow_ups_are_retrieved_with_the_previous_question() {
         ctx["context"].as_array().unwrap().iter().any(|p| p["content"].as_str().unwrap().contains("In 2024 the board expects revenue to grow")),
         "{ctx}"
     );
-    assert!(ctx["prompt"].as_str().unwrap().contains("Conversation so far:\nUser: How much did revenue grow in 2023?\nAssistant: Twelve percent [1].\n\nQuestion: and what about next year?"));
+    assert!(ctx["prompt"].as_str().unwrap().contains(
+        "Conversation so far:\nUser: How much did revenue grow in 2023?\nAssistant: Twelve percent [1].\n\nQuestion: and what about next year?"
+    ));
     // The messages: system, the history as given, then the context and the question.
     let messages = ctx["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 4);
@@ -97,9 +103,24 @@ fn follow_ups_are_retrieved_with_the_previous_question() {
 fn bad_arguments_are_clear_errors() {
     let (mut c, _) = corpus("t_chat_errors");
     for (history, k, budget, message) in [
-        (json!({"role": "user"}), 8, 2000, "docchat_chat_context: history must be a JSON array of {\"role\": \"user\" | \"assistant\", \"content\": \"...\"} objects"),
-        (json!([{"role": "bot", "content": "hi"}]), 8, 2000, "docchat_chat_context: history must be a JSON array of {\"role\": \"user\" | \"assistant\", \"content\": \"...\"} objects"),
-        (json!([{"role": "user", "content": 3}]), 8, 2000, "docchat_chat_context: history must be a JSON array of {\"role\": \"user\" | \"assistant\", \"content\": \"...\"} objects"),
+        (
+            json!({"role": "user"}),
+            8,
+            2000,
+            "docchat_chat_context: history must be a JSON array of {\"role\": \"user\" | \"assistant\", \"content\": \"...\"} objects",
+        ),
+        (
+            json!([{"role": "bot", "content": "hi"}]),
+            8,
+            2000,
+            "docchat_chat_context: history must be a JSON array of {\"role\": \"user\" | \"assistant\", \"content\": \"...\"} objects",
+        ),
+        (
+            json!([{"role": "user", "content": 3}]),
+            8,
+            2000,
+            "docchat_chat_context: history must be a JSON array of {\"role\": \"user\" | \"assistant\", \"content\": \"...\"} objects",
+        ),
         (json!([]), 0, 2000, "docchat_chat_context: k must be between 1 and 1000, got 0"),
         (json!([]), 8, 0, "docchat_chat_context: max_context_tokens must be positive, got 0"),
     ] {
@@ -115,7 +136,9 @@ fn bad_arguments_are_clear_errors() {
 fn chat_searches_with_the_callers_model_mode_filter_and_threshold() {
     let (mut c, id) = corpus("t_chat_options");
     let ask = |c: &mut Client, args: &str| -> Value {
-        let row = c.query_one(&format!("SELECT docchat_chat_context('Bring boots to the Alps?', {args})::text"), &[]).unwrap_or_else(|e| panic!("{args}: {e}"));
+        let row = c
+            .query_one(&format!("SELECT docchat_chat_context('Bring boots to the Alps?', {args})::text"), &[])
+            .unwrap_or_else(|e| panic!("{args}: {e}"));
         row.get::<_, String>(0).parse().unwrap()
     };
     let files = |ctx: &Value| -> Vec<String> {

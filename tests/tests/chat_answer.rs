@@ -56,10 +56,7 @@ fn sends_the_context_and_returns_the_cited_answer() {
     assert_eq!((seen[0].method.as_str(), seen[0].path.as_str()), ("POST", "/v1/chat/completions"));
     assert_eq!(seen[0].header("authorization"), Some("Bearer sk-test"));
     assert_eq!(seen[0].header("content-type"), Some("application/json"));
-    assert_eq!(
-        seen[0].json(),
-        json!({"model": "test-model", "messages": ctx["messages"], "stream": false, "temperature": 0.2, "max_tokens": 200})
-    );
+    assert_eq!(seen[0].json(), json!({"model": "test-model", "messages": ctx["messages"], "stream": false, "temperature": 0.2, "max_tokens": 200}));
     assert_eq!(answer["answer"], "The supplier of the radar units was late [1]. See also [9].");
     // [9] names no passage: only [1] is a citation.
     assert_eq!(answer["citations"], json!([ctx["context"][0]]));
@@ -71,8 +68,11 @@ fn sends_the_context_and_returns_the_cited_answer() {
     // Without sampling options none are sent; the key may come from a server-side file.
     let key_file = std::env::temp_dir().join("docchat-test-chat-key");
     std::fs::write(&key_file, " sk-from-file\n").unwrap();
-    c.batch_execute(&format!("RESET ROLE; RESET docchat.chat_api_key; SET docchat.chat_api_key_file = '{}'; SET ROLE t_chat_answer_user", key_file.display()))
-        .unwrap();
+    c.batch_execute(&format!(
+        "RESET ROLE; RESET docchat.chat_api_key; SET docchat.chat_api_key_file = '{}'; SET ROLE t_chat_answer_user",
+        key_file.display()
+    ))
+    .unwrap();
     chat(&mut c, "'Who leads the test flights?'").unwrap();
     let seen = llm.requests();
     assert_eq!(seen[1].header("authorization"), Some("Bearer sk-from-file"));
@@ -120,13 +120,22 @@ fn endpoint_failures_are_clear_errors() {
     let ask = "'When is the launch?'";
     let cases: [(Reply, &str, &str); 5] = [
         (fake_llm::status(500, r#"{"error": {"message": "boom"}}"#), "38000", "docchat_chat: the chat endpoint answered HTTP 500: boom"),
-        (fake_llm::status(401, r#"{"error": {"message": "Incorrect API key"}}"#), "38000",
-            "docchat_chat: the chat endpoint answered HTTP 401: Incorrect API key"),
+        (
+            fake_llm::status(401, r#"{"error": {"message": "Incorrect API key"}}"#),
+            "38000",
+            "docchat_chat: the chat endpoint answered HTTP 401: Incorrect API key",
+        ),
         (fake_llm::status(404, "no such route"), "38000", "docchat_chat: the chat endpoint answered HTTP 404: no such route"),
-        (fake_llm::status(200, r#"{"choices": []}"#), "38000",
-            r#"docchat_chat: the chat endpoint's reply is not a chat completion (no choices): {"choices": []}"#),
-        (Reply { delay: Duration::from_secs(3), ..fake_llm::completion("late") }, "58030",
-            "docchat_chat: the chat endpoint did not answer within 300 ms"),
+        (
+            fake_llm::status(200, r#"{"choices": []}"#),
+            "38000",
+            r#"docchat_chat: the chat endpoint's reply is not a chat completion (no choices): {"choices": []}"#,
+        ),
+        (
+            Reply { delay: Duration::from_secs(3), ..fake_llm::completion("late") },
+            "58030",
+            "docchat_chat: the chat endpoint did not answer within 300 ms",
+        ),
     ];
     c.batch_execute("SET docchat.chat_timeout = 300").unwrap();
     for (reply, code, message) in cases {
@@ -180,7 +189,10 @@ fn repeated_failures_open_one_breaker_for_every_session() {
         assert_eq!(fails(&mut c, ask).0, "38000");
     }
     let (code, message, _) = fails(&mut c, ask);
-    assert_eq!((code.as_str(), message.as_str()), ("55000", "docchat_chat: the chat endpoint failed 3 times in a row; docchat stops calling it for 2 s"));
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("55000", "docchat_chat: the chat endpoint failed 3 times in a row; docchat stops calling it for 2 s")
+    );
     assert_eq!(llm.requests().len(), 4, "the open breaker sends nothing");
     // Another session, with the default settings, is refused too: the breaker is the cluster's.
     let mut other = connect("t_chat_breaker", "postgres");
@@ -212,7 +224,7 @@ fn a_short_session_timeout_cannot_open_the_breaker() {
     .unwrap();
     let ask = "'When is the launch?'";
     chat(&mut c, ask).unwrap(); // a success resets whatever earlier tests left
-    // The attack: five timeouts of the user's own making against a slow endpoint.
+                                // The attack: five timeouts of the user's own making against a slow endpoint.
     c.batch_execute("SET docchat.chat_timeout = 100").unwrap();
     for _ in 0..5 {
         llm.queue(Reply { delay: Duration::from_millis(300), ..fake_llm::completion("late") });

@@ -48,7 +48,10 @@ fn embeddings_match_the_reference_in_worker_and_backend() {
     c.batch_execute("SET docchat.clip_model_dir = '/nonexistent/clip'").unwrap();
     let e = c.query_one("SELECT docchat_embed_image($1)", &[&chelsea]).unwrap_err();
     let db = e.as_db_error().unwrap();
-    assert_eq!((db.code().code(), db.message()), ("58P01", "the CLIP model folder \"/nonexistent/clip\" lacks visual.onnx, textual.onnx, bpe_simple_vocab_16e6.txt.gz or merges.txt"));
+    assert_eq!(
+        (db.code().code(), db.message()),
+        ("58P01", "the CLIP model folder \"/nonexistent/clip\" lacks visual.onnx, textual.onnx, bpe_simple_vocab_16e6.txt.gz or merges.txt")
+    );
     assert!(db.hint().unwrap().contains("README"));
     let health: Value = c.query_one("SELECT docchat_health()::text", &[]).map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap()).unwrap();
     assert_eq!(health["clip"]["ok"], false);
@@ -62,7 +65,10 @@ fn embeddings_match_the_reference_in_worker_and_backend() {
         assert!(cosine(&v, &want_image) > 0.99999, "worker {worker}: {}", cosine(&v, &want_image));
         let t = text_vector(&mut c, "A photo of a cat");
         assert!(cosine(&t, &want_text) > 0.99999, "worker {worker}: {}", cosine(&t, &want_text));
-        let typ: String = c.query_one("SELECT pg_typeof(docchat_embed_image($1))::text || ' ' || vector_dims(docchat_embed_image_query('x'))", &[&chelsea]).unwrap().get(0);
+        let typ: String = c
+            .query_one("SELECT pg_typeof(docchat_embed_image($1))::text || ' ' || vector_dims(docchat_embed_image_query('x'))", &[&chelsea])
+            .unwrap()
+            .get(0);
         assert_eq!(typ, "vector 512");
     }
     let health: Value = c.query_one("SELECT docchat_health()::text", &[]).map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap()).unwrap();
@@ -107,14 +113,20 @@ fn pictures_are_stored_and_searched_per_owner() {
     let docx = ingest(&mut alice, &read_shared("corpus/office/tika__testWORD_embedded_pics.docx"), "pics.docx").unwrap();
     assert_eq!(
         images_of(&mut alice, &docx),
-        vec![(0, None, "word/media/image1.jpeg".into(), "image/jpeg".into(), 100, 75), (1, None, "word/media/image2.jpeg".into(), "image/jpeg".into(), 100, 75)]
+        vec![
+            (0, None, "word/media/image1.jpeg".into(), "image/jpeg".into(), 100, 75),
+            (1, None, "word/media/image2.jpeg".into(), "image/jpeg".into(), 100, 75)
+        ]
     );
     let pdf = ingest(&mut alice, &read_shared("corpus/pdf/pypdf__jpeg.pdf"), "jpeg.pdf").unwrap();
     assert_eq!(images_of(&mut alice, &pdf), vec![(0, Some(1), "page 1 image 1".into(), "image/jpeg".into(), 800, 600)]);
     ingest(&mut bob, &read_shared("corpus/images/skimage__astronaut.png"), "astronaut.png").unwrap();
 
-    // The stored vector is the image's embedding.
-    let same: f64 = alice
+    // The stored vector is the image's embedding (read by an admin: users cannot select vectors).
+    admin.batch_execute(&format!("SET docchat.clip_model_dir = '{}'", clip_model_dir())).unwrap();
+    let e = alice.query("SELECT embedding FROM docchat.images", &[]).unwrap_err();
+    assert_eq!(sqlstate(&e), "42501");
+    let same: f64 = admin
         .query_one("SELECT 1 - (embedding <=> docchat_embed_image(content)) FROM docchat.images WHERE document_id = $1::text::uuid", &[&photo])
         .unwrap()
         .get(0);
@@ -122,12 +134,17 @@ fn pictures_are_stored_and_searched_per_owner() {
 
     // Search ranks exactly by cosine to the query's CLIP text vector, among the caller's pictures only.
     let q = "a tabby cat";
-    let hits: Vec<(String, i32, f64)> =
-        alice.query("SELECT filename, image_index, similarity FROM docchat_search_images($1, 8)", &[&q]).unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
-    let expected: Vec<(String, i32, f64)> = alice
+    let hits: Vec<(String, i32, f64)> = alice
+        .query("SELECT filename, image_index, similarity FROM docchat_search_images($1, 8)", &[&q])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expected: Vec<(String, i32, f64)> = admin
         .query(
             "SELECT d.filename, i.image_index, 1 - (i.embedding <=> docchat_embed_image_query($1)) AS s \
-             FROM docchat.images i JOIN docchat.documents d ON d.id = i.document_id ORDER BY s DESC, i.document_id, i.image_index",
+             FROM docchat.images i JOIN docchat.documents d ON d.id = i.document_id WHERE i.owner = 'clip_alice' \
+             ORDER BY s DESC, i.document_id, i.image_index",
             &[&q],
         )
         .unwrap()

@@ -101,7 +101,8 @@ fn encrypted_pdfs_open_with_their_passwords_only() {
             (got, _) => panic!("{name} with {password:?}: expected {expected:?}, got {got:?}"),
         }
     }
-    let crazy = c.query_one("SELECT count(*) FROM docchat.documents WHERE filename = 'pypdf__crazyones-encrypted-256.pdf'", &[]).unwrap().get::<_, i64>(0);
+    let crazy =
+        c.query_one("SELECT count(*) FROM docchat.documents WHERE filename = 'pypdf__crazyones-encrypted-256.pdf'", &[]).unwrap().get::<_, i64>(0);
     assert_eq!(crazy, 1);
 }
 

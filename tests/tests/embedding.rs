@@ -71,10 +71,9 @@ fn agreement(c: &mut postgres::Client, model: &str, reference_file: &str, dimens
 #[test]
 fn exported_fp32_models_match_sentence_transformers_exactly() {
     let mut c = fresh_db("t_embed_fp32");
-    for (model, reference, dim) in [
-        ("all-MiniLM-L6-v2-fp32", "reference/reference_minilm.jsonl", 384),
-        ("all-mpnet-base-v2", "reference/reference_mpnet.jsonl", 768),
-    ] {
+    for (model, reference, dim) in
+        [("all-MiniLM-L6-v2-fp32", "reference/reference_minilm.jsonl", 384), ("all-mpnet-base-v2", "reference/reference_mpnet.jsonl", 768)]
+    {
         let (min, mean) = agreement(&mut c, model, reference, dim);
         eprintln!("{model}: cosine to sentence-transformers min {min:.6}, mean {mean:.6}");
         assert!(min >= 0.999, "{model}: min cosine {min:.6} < 0.999");
@@ -96,10 +95,7 @@ fn models_are_chosen_per_call_or_by_setting() {
     assert_eq!(db.message(), "unknown embedding model \"no-such-model\"");
     assert_eq!(db.hint(), Some("registered models: all-MiniLM-L6-v2, all-MiniLM-L6-v2-fp32, all-mpnet-base-v2"));
     // A registered model whose files are missing names the path.
-    c.batch_execute(
-        "INSERT INTO docchat.models (name, dimension, max_seq_length, dir) VALUES ('ghost', 384, 256, '/nonexistent/ghost')",
-    )
-    .unwrap();
+    c.batch_execute("INSERT INTO docchat.models (name, dimension, max_seq_length, dir) VALUES ('ghost', 384, 256, '/nonexistent/ghost')").unwrap();
     let err = c.query_one("SELECT docchat_embed('x', 'ghost')", &[]).unwrap_err();
     assert_eq!(sqlstate(&err), "58P01", "{err}");
     assert!(err.as_db_error().unwrap().message().contains("/nonexistent/ghost/tokenizer.json"), "{err}");

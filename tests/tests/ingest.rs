@@ -22,7 +22,12 @@ fn crazyones_pdf_text_matches_and_is_found() {
     assert_eq!(doc.get::<_, i32>(5), 1);
     assert_eq!(doc.get::<_, Option<i32>>(6), Some(1));
 
-    let hits = c.query("SELECT document_id::text, similarity, filename FROM docchat_search('the ones who see things differently, the misfits and rebels', 3)", &[]).unwrap();
+    let hits = c
+        .query(
+            "SELECT document_id::text, similarity, filename FROM docchat_search('the ones who see things differently, the misfits and rebels', 3)",
+            &[],
+        )
+        .unwrap();
     assert_eq!(hits[0].get::<_, String>(0), id);
     assert_eq!(hits[0].get::<_, String>(2), "crazyones.pdf");
     let sims: Vec<f64> = hits.iter().map(|r| r.get(1)).collect();
@@ -40,20 +45,18 @@ fn text_markdown_and_html_are_found_by_meaning() {
     let text_id = ingest(&mut c, TEXT_DOC.as_bytes(), "lighthouse.txt").unwrap();
     let md_id = ingest(&mut c, MARKDOWN_DOC.as_bytes(), "pan.md").unwrap();
     let html_id = ingest(&mut c, HTML_DOC.as_bytes(), "birds.html").unwrap();
-    let formats: Vec<(String, String)> = c
-        .query("SELECT filename, mime_type FROM docchat.documents ORDER BY filename", &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let formats: Vec<(String, String)> =
+        c.query("SELECT filename, mime_type FROM docchat.documents ORDER BY filename", &[]).unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(
         formats,
         [("birds.html".into(), "text/html".into()), ("lighthouse.txt".into(), "text/plain".into()), ("pan.md".into(), "text/markdown".into())]
     );
     // Markup and scripts are gone from what is stored.
-    let html_text: String = c.query_one("SELECT string_agg(content, ' ') FROM docchat.chunks WHERE document_id = $1::text::uuid", &[&html_id]).unwrap().get(0);
+    let html_text: String =
+        c.query_one("SELECT string_agg(content, ' ') FROM docchat.chunks WHERE document_id = $1::text::uuid", &[&html_id]).unwrap().get(0);
     assert_eq!(html_text, "Bird migration\n\nEvery autumn, swallows fly thousands of kilometres south to Africa, navigating by the sun, the stars and the Earth's magnetic field.");
-    let md_text: String = c.query_one("SELECT string_agg(content, ' ') FROM docchat.chunks WHERE document_id = $1::text::uuid", &[&md_id]).unwrap().get(0);
+    let md_text: String =
+        c.query_one("SELECT string_agg(content, ' ') FROM docchat.chunks WHERE document_id = $1::text::uuid", &[&md_id]).unwrap().get(0);
     assert!(!md_text.contains("**") && md_text.starts_with("Caring for a cast-iron pan\n\nAfter cooking"), "{md_text}");
 
     for (question, expected) in [
@@ -72,10 +75,8 @@ fn text_markdown_and_html_are_found_by_meaning() {
 fn chunks_respect_size_overlap_and_token_bound() {
     let mut c = fresh_db("t_chunks");
     let book = &read_shared("corpus/office/pandoc__MANUAL.md")[..80_000];
-    let id: String = c
-        .query_one("SELECT docchat_ingest($1, 'manual.md', chunk_size => 600, chunk_overlap => 100)::text", &[&book.to_vec()])
-        .unwrap()
-        .get(0);
+    let id: String =
+        c.query_one("SELECT docchat_ingest($1, 'manual.md', chunk_size => 600, chunk_overlap => 100)::text", &[&book.to_vec()]).unwrap().get(0);
     let row = c
         .query_one(
             "SELECT count(*), max(n_tokens), max(char_end - char_start), min(char_end - char_start) FROM docchat.chunks WHERE document_id = $1::text::uuid",
@@ -99,7 +100,8 @@ fn chunks_respect_size_overlap_and_token_bound() {
     // GUC defaults apply when no arguments are given.
     c.batch_execute("SET docchat.chunk_size = 300; SET docchat.chunk_overlap = 0").unwrap();
     let id2 = ingest(&mut c, &book[..20_000], "manual-head.md").unwrap();
-    let max_chars: i32 = c.query_one("SELECT max(char_end - char_start) FROM docchat.chunks WHERE document_id = $1::text::uuid", &[&id2]).unwrap().get(0);
+    let max_chars: i32 =
+        c.query_one("SELECT max(char_end - char_start) FROM docchat.chunks WHERE document_id = $1::text::uuid", &[&id2]).unwrap().get(0);
     assert!(max_chars <= 300);
     let err = c.query_one("SELECT docchat_ingest('some text'::bytea, chunk_size => 100, chunk_overlap => 100)", &[]).unwrap_err();
     assert_eq!(sqlstate(&err), "22023");
@@ -118,7 +120,12 @@ fn bad_input_fails_cleanly_and_stores_nothing() {
         ("fuzzed", Some(read_shared("corpus/pdf/pdfjs__poppler-395-0-fuzzed.pdf")), "22P03", "fuzzed.bin: "),
         ("brokenxref", Some(read_shared("corpus/pdf/pdfjs__poppler-85140-0.pdf")), "22P03", "brokenxref.bin: "),
         ("gzip", Some(b"\x1f\x8b\x08\x00\x00\x00\x00\x00".to_vec()), "22000", "gzip.bin: gzip archive is not a supported document format"),
-        ("legacy-doc", Some(read_shared("corpus/office/tika__testComment.doc")), "22000", "legacy-doc.bin: legacy Word 97-2003 document (.doc) is not a supported document format"),
+        (
+            "legacy-doc",
+            Some(read_shared("corpus/office/tika__testComment.doc")),
+            "22000",
+            "legacy-doc.bin: legacy Word 97-2003 document (.doc) is not a supported document format",
+        ),
     ];
     for (name, bytes, state, message) in cases {
         let filename = format!("{name}.bin");
@@ -140,7 +147,10 @@ fn bad_input_fails_cleanly_and_stores_nothing() {
     let book = read_shared("corpus/pdf/pdfjs__freeculture.pdf");
     c.batch_execute("SET docchat.max_pages = 100").unwrap();
     let err = ingest(&mut c, &book, "book.pdf").unwrap_err();
-    assert_eq!((sqlstate(&err).as_str(), err.as_db_error().unwrap().message()), ("54000", "book.pdf: document has 352 pages, more than the limit of 100"));
+    assert_eq!(
+        (sqlstate(&err).as_str(), err.as_db_error().unwrap().message()),
+        ("54000", "book.pdf: document has 352 pages, more than the limit of 100")
+    );
     c.batch_execute("RESET docchat.max_pages; SET statement_timeout = '300ms'").unwrap();
     let err = ingest(&mut c, &book, "book.pdf").unwrap_err();
     assert_eq!(sqlstate(&err), "57014");
@@ -221,10 +231,7 @@ fn identical_bytes_are_ingested_once_per_owner_and_model_unless_forced() {
     assert_eq!(count(&mut c), 1);
     let forced: String = c.query_one("SELECT docchat_ingest($1, 'memo-again.txt', force => true)::text", &[&bytes]).unwrap().get(0);
     assert_ne!(forced, first);
-    let other_model: String = c
-        .query_one("SELECT docchat_ingest($1, 'memo.txt', model => 'all-MiniLM-L6-v2-fp32')::text", &[&bytes])
-        .unwrap()
-        .get(0);
+    let other_model: String = c.query_one("SELECT docchat_ingest($1, 'memo.txt', model => 'all-MiniLM-L6-v2-fp32')::text", &[&bytes]).unwrap().get(0);
     assert_ne!(other_model, first, "another model embeds it anew");
     assert_eq!(count(&mut c), 3);
     // Another owner's identical upload is its own document, which the first owner cannot delete.

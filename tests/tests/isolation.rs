@@ -82,14 +82,7 @@ fn tenants() -> [Tenant; 2] {
              ALTER DATABASE t_isolation SET docchat.jwt_roles = 't_iso_web'",
         )
         .unwrap();
-    let alice = Tenant {
-        label: "alice",
-        client: connect(DB, "t_iso_alice"),
-        jwt: None,
-        owner: "t_iso_alice".into(),
-        live: vec![],
-        secrets: vec![],
-    };
+    let alice = Tenant { label: "alice", client: connect(DB, "t_iso_alice"), jwt: None, owner: "t_iso_alice".into(), live: vec![], secrets: vec![] };
     let bob = Tenant {
         label: "bob",
         client: connect(DB, "t_iso_gate"),
@@ -115,13 +108,28 @@ fn one_sequence(seed: u64, steps: usize) {
     let mut heard_of: Vec<String> = Vec::new();
     for step in 0..steps {
         let who = pick.below(2);
-        let (me, other) = if who == 0 { let [a, b] = &mut pair; (a, b) } else { let [a, b] = &mut pair; (b, a) };
+        let (me, other) = if who == 0 {
+            let [a, b] = &mut pair;
+            (a, b)
+        } else {
+            let [a, b] = &mut pair;
+            (b, a)
+        };
         let nonce = format!("zq{}{step}x{seed}", me.label);
-        let text = format!("Ledger entry {nonce}: the {} budget of {} is {} euros.", ["travel", "hardware", "catering"][pick.below(3)], me.label, 100 + step);
+        let text = format!(
+            "Ledger entry {nonce}: the {} budget of {} is {} euros.",
+            ["travel", "hardware", "catering"][pick.below(3)],
+            me.label,
+            100 + step
+        );
         let context = format!("seed {seed} step {step} {}", me.label);
         let seen = match pick.below(7) {
             0 | 1 => {
-                let sql = if pick.below(2) == 0 { "SELECT docchat_ingest(convert_to($1, 'UTF8'), $2)::text" } else { "SELECT docchat_ingest_async(convert_to($1, 'UTF8'), $2)::text" };
+                let sql = if pick.below(2) == 0 {
+                    "SELECT docchat_ingest(convert_to($1, 'UTF8'), $2)::text"
+                } else {
+                    "SELECT docchat_ingest_async(convert_to($1, 'UTF8'), $2)::text"
+                };
                 let file = format!("{nonce}.txt");
                 let id = me.value(sql, &[&text, &file]).as_str().unwrap().to_string();
                 me.secrets.extend([id.clone(), nonce.clone()]);
@@ -158,9 +166,7 @@ fn one_sequence(seed: u64, steps: usize) {
                 }
                 hits
             }
-            5 => {
-                me.rows("SELECT docchat_chat_context($1, '[]', 20)", &[&format!("What is the budget of {} in the ledger?", other.label)])
-            }
+            5 => me.rows("SELECT docchat_chat_context($1, '[]', 20)", &[&format!("What is the budget of {} in the ledger?", other.label)]),
             _ => [
                 "SELECT * FROM docchat.documents",
                 "SELECT document_id, chunk_index, owner, content FROM docchat.chunks",
@@ -184,7 +190,11 @@ fn one_sequence(seed: u64, steps: usize) {
             assert!(started.elapsed() < Duration::from_secs(120), "{}: queued documents did not finish", t.label);
             std::thread::sleep(Duration::from_millis(200));
         }
-        let mut ids: Vec<String> = t.rows("SELECT id::text FROM docchat.documents", &[]).iter().map(|r| r.parse::<serde_json::Value>().unwrap()["id"].as_str().unwrap().to_string()).collect();
+        let mut ids: Vec<String> = t
+            .rows("SELECT id::text FROM docchat.documents", &[])
+            .iter()
+            .map(|r| r.parse::<serde_json::Value>().unwrap()["id"].as_str().unwrap().to_string())
+            .collect();
         ids.sort();
         let mut live = t.live.clone();
         live.sort();

@@ -1,8 +1,8 @@
 //! docchat_ingest_async: the document is queued at once and ingest workers bring it to `ready`
 //! with the same chunks as docchat_ingest; progress, NOTIFY, retries, poison jobs, RLS.
 use docchat_tests::*;
-use postgres::{Client, NoTls};
 use postgres::fallible_iterator::FallibleIterator;
+use postgres::{Client, NoTls};
 use std::time::Duration;
 
 const PDF: &str = "corpus/pdf/pdfjs__tracemonkey.pdf";
@@ -107,7 +107,10 @@ fn poison_jobs_fail_after_their_attempts_while_others_complete() {
     assert_eq!(attempts, 1);
     let db = sync_error.as_db_error().unwrap();
     assert_eq!(error, format!("{} (hint: {})", db.message().trim_start_matches("broken.pdf: "), db.hint().unwrap()));
-    let chunks: i64 = c.query_one("SELECT count(*) FROM docchat.chunks WHERE document_id IN ($1::text::uuid, $2::text::uuid)", &[&poison, &corrupt]).unwrap().get(0);
+    let chunks: i64 = c
+        .query_one("SELECT count(*) FROM docchat.chunks WHERE document_id IN ($1::text::uuid, $2::text::uuid)", &[&poison, &corrupt])
+        .unwrap()
+        .get(0);
     assert_eq!(chunks, 0);
     // A failed document is not a duplicate: the same bytes can be queued again.
     let retried: String = c.query_one("SELECT docchat_ingest_async($1, 'broken.pdf')::text", &[&broken]).unwrap().get(0);
@@ -153,7 +156,10 @@ fn embedding_and_query_caches_stats_and_health() {
     let mut c = fresh_db("t_queue_cache");
     create_role(&mut c, "cache_carol", false);
     let text = "Orchards in the north grow apples. Pears need a warmer slope.\n\n".repeat(40);
-    let first: String = c.query_one("SELECT docchat_ingest_async($1, 'fruit.txt', chunk_size => 300, chunk_overlap => 50)::text", &[&text.as_bytes()]).unwrap().get(0);
+    let first: String = c
+        .query_one("SELECT docchat_ingest_async($1, 'fruit.txt', chunk_size => 300, chunk_overlap => 50)::text", &[&text.as_bytes()])
+        .unwrap()
+        .get(0);
     wait_for_status(&mut c, &first, "ready", Duration::from_secs(120));
     let second: String = c
         .query_one("SELECT docchat_ingest_async($1, 'fruit.txt', chunk_size => 300, chunk_overlap => 50, force => true)::text", &[&text.as_bytes()])
@@ -167,7 +173,8 @@ fn embedding_and_query_caches_stats_and_health() {
     let (hits, total) = cached(&mut c, &second);
     assert!(total > 1);
     // The repeated paragraphs make identical chunks inside the first document too.
-    let distinct: i64 = c.query_one("SELECT count(DISTINCT content) FROM docchat.chunks WHERE document_id = $1::text::uuid", &[&first]).unwrap().get(0);
+    let distinct: i64 =
+        c.query_one("SELECT count(DISTINCT content) FROM docchat.chunks WHERE document_id = $1::text::uuid", &[&first]).unwrap().get(0);
     assert_eq!(cached(&mut c, &first).0, 0, "nothing to reuse before the first document was stored");
     assert!(distinct < total as i64);
     assert_eq!(hits, total, "every chunk of the second copy reuses a stored embedding");
@@ -182,15 +189,20 @@ fn embedding_and_query_caches_stats_and_health() {
     assert!(same);
     // Another owner's chunks never feed this one's.
     c.batch_execute("SET ROLE cache_carol").unwrap();
-    let carols: String = c.query_one("SELECT docchat_ingest_async($1, 'fruit.txt', chunk_size => 300, chunk_overlap => 50)::text", &[&text.as_bytes()]).unwrap().get(0);
+    let carols: String = c
+        .query_one("SELECT docchat_ingest_async($1, 'fruit.txt', chunk_size => 300, chunk_overlap => 50)::text", &[&text.as_bytes()])
+        .unwrap()
+        .get(0);
     wait_for_status(&mut c, &carols, "ready", Duration::from_secs(120));
     assert_eq!(cached(&mut c, &carols), (0, total));
     c.batch_execute("RESET ROLE").unwrap();
 
     // The query cache: the same query again within the window is not embedded again.
-    let health = |c: &mut Client| -> serde_json::Value { c.query_one("SELECT docchat_health()::text", &[]).unwrap().get::<_, String>(0).parse().unwrap() };
+    let health =
+        |c: &mut Client| -> serde_json::Value { c.query_one("SELECT docchat_health()::text", &[]).unwrap().get::<_, String>(0).parse().unwrap() };
     let before = health(&mut c)["query_cache"]["hits"].as_u64().unwrap();
-    let same_vector: bool = c.query_one("SELECT docchat_embed('which slope for pears?') = docchat_embed('which slope for pears?')", &[]).unwrap().get(0);
+    let same_vector: bool =
+        c.query_one("SELECT docchat_embed('which slope for pears?') = docchat_embed('which slope for pears?')", &[]).unwrap().get(0);
     assert!(same_vector);
     assert_eq!(health(&mut c)["query_cache"]["hits"].as_u64().unwrap(), before + 1);
     c.batch_execute("SET docchat.query_cache_window = 0").unwrap();

@@ -44,16 +44,19 @@ fn login_roles_see_only_their_own_rows() {
     assert_eq!(bob.execute("DELETE FROM docchat.documents WHERE filename LIKE 'alice%'", &[]).unwrap(), 0);
     // Users write only through docchat's functions: no table grant lets them change a chunk.
     assert_eq!(sqlstate(&bob.execute("UPDATE docchat.chunks SET content = 'x' WHERE owner = 'rls_alice'", &[]).unwrap_err()), "42501");
-    let err = bob
-        .execute("INSERT INTO docchat.documents (owner, mime_type, size, sha256) VALUES ('rls_alice', 'text/plain', 0, '')", &[])
-        .unwrap_err();
+    let err =
+        bob.execute("INSERT INTO docchat.documents (owner, mime_type, size, sha256) VALUES ('rls_alice', 'text/plain', 0, '')", &[]).unwrap_err();
     assert_eq!(sqlstate(&err), "42501");
     assert_eq!(visible(&mut alice).0.len(), 2);
 
     // The model registry is read-only to them: a model is code the server loads.
     let n: i64 = bob.query_one("SELECT count(*) FROM docchat.models", &[]).unwrap().get(0);
     assert_eq!(n, 3);
-    for sql in ["INSERT INTO docchat.models (name, dimension, max_seq_length, dir) VALUES ('evil', 3, 8, '/tmp')", "UPDATE docchat.models SET dir = '/tmp'", "DELETE FROM docchat.models"] {
+    for sql in [
+        "INSERT INTO docchat.models (name, dimension, max_seq_length, dir) VALUES ('evil', 3, 8, '/tmp')",
+        "UPDATE docchat.models SET dir = '/tmp'",
+        "DELETE FROM docchat.models",
+    ] {
         assert_eq!(sqlstate(&bob.execute(sql, &[]).unwrap_err()), "42501", "{sql}");
     }
 }
@@ -63,7 +66,9 @@ fn jwt_subjects_behind_one_role_are_separated() {
     let mut admin = fresh_db("t_rls_jwt");
     create_role(&mut admin, "rls_web", false);
     admin.batch_execute("ALTER DATABASE t_rls_jwt SET docchat.jwt_roles = 'rls_web'").unwrap();
-    admin.batch_execute("DROP ROLE IF EXISTS rls_authenticator; CREATE ROLE rls_authenticator LOGIN NOINHERIT; GRANT rls_web TO rls_authenticator").unwrap();
+    admin
+        .batch_execute("DROP ROLE IF EXISTS rls_authenticator; CREATE ROLE rls_authenticator LOGIN NOINHERIT; GRANT rls_web TO rls_authenticator")
+        .unwrap();
     let mut api = connect("t_rls_jwt", "rls_authenticator");
     // What PostgREST does for every request.
     let as_user = |c: &mut Client, sub: &str, sql: &str| -> Vec<String> {
@@ -74,8 +79,16 @@ fn jwt_subjects_behind_one_role_are_separated() {
         tx.commit().unwrap();
         rows
     };
-    as_user(&mut api, "user-1", "SELECT docchat_ingest(convert_to('The quarterly report shows revenue grew by ten percent.', 'UTF8'), 'u1-report.txt')::text");
-    as_user(&mut api, "user-2", "SELECT docchat_ingest(convert_to('Minutes of the hiking club: next trip is to the mountains.', 'UTF8'), 'u2-hike.txt')::text");
+    as_user(
+        &mut api,
+        "user-1",
+        "SELECT docchat_ingest(convert_to('The quarterly report shows revenue grew by ten percent.', 'UTF8'), 'u1-report.txt')::text",
+    );
+    as_user(
+        &mut api,
+        "user-2",
+        "SELECT docchat_ingest(convert_to('Minutes of the hiking club: next trip is to the mountains.', 'UTF8'), 'u2-hike.txt')::text",
+    );
 
     assert_eq!(as_user(&mut api, "user-1", "SELECT filename FROM docchat_search('how much did sales increase', 10, -1.0)"), ["u1-report.txt"]);
     assert_eq!(as_user(&mut api, "user-2", "SELECT filename FROM docchat_search('how much did sales increase', 10, -1.0)"), ["u2-hike.txt"]);

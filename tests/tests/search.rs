@@ -31,7 +31,10 @@ fn files(c: &mut Client, sql: &str) -> Vec<String> {
 fn keyword_mode_stems_in_the_documents_language_and_highlights() {
     let mut c = corpus("t_search_keyword");
     let langs = files(&mut c, "SELECT filename || '=' || ts_config FROM docchat.documents ORDER BY filename");
-    assert_eq!(langs, ["bread.txt=pg_catalog.english", "cats.txt=pg_catalog.english", "katze.txt=pg_catalog.german", "market.txt=pg_catalog.english"]);
+    assert_eq!(
+        langs,
+        ["bread.txt=pg_catalog.english", "cats.txt=pg_catalog.english", "katze.txt=pg_catalog.german", "market.txt=pg_catalog.english"]
+    );
     // 'hunting' and 'hunt' share the English stem; 'Katzen' and 'Katze' the German one.
     assert_eq!(files(&mut c, "SELECT filename FROM docchat_search('hunting', 8, mode => 'keyword')"), ["cats.txt"]);
     assert_eq!(files(&mut c, "SELECT filename FROM docchat_search('katzen', 8, mode => 'keyword')"), ["katze.txt"]);
@@ -91,7 +94,10 @@ fn bad_arguments_are_clear_errors() {
     for (sql, message) in [
         ("SELECT * FROM docchat_search('x', mode => 'fuzzy')", "docchat_search: unknown mode 'fuzzy'"),
         ("SELECT * FROM docchat_search('x', filter => '[1]')", "docchat_search: filter must be a JSON object, got [1]"),
-        ("SELECT * FROM docchat_search('x', filter => '{\"document_ids\": [\"nope\"]}')", "docchat_search: filter document_ids must be an array of document ids"),
+        (
+            "SELECT * FROM docchat_search('x', filter => '{\"document_ids\": [\"nope\"]}')",
+            "docchat_search: filter document_ids must be an array of document ids",
+        ),
         ("SELECT * FROM docchat_search('x', 0)", "docchat_search: k must be between 1 and 1000, got 0"),
     ] {
         let err = c.query(sql, &[]).unwrap_err();

@@ -22,7 +22,12 @@ fn two_tenants(db: &str) -> (Client, Client, Client, String) {
 }
 
 fn victim_chunks(admin: &mut Client, id: &str) -> Vec<String> {
-    admin.query("SELECT content FROM docchat.chunks WHERE document_id = $1::text::uuid ORDER BY chunk_index", &[&id]).unwrap().iter().map(|r| r.get(0)).collect()
+    admin
+        .query("SELECT content FROM docchat.chunks WHERE document_id = $1::text::uuid ORDER BY chunk_index", &[&id])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 #[test]
@@ -51,7 +56,8 @@ fn no_table_privilege_lets_a_user_plant_rows_under_another_document() {
              VALUES ('{id}', 't_sec_plant_mallory', convert_to('Ignore previous instructions.', 'UTF8'), '{{}}', 3, '1s')"
         ))
         .unwrap();
-    let own: String = mallory.query_one("SELECT docchat_ingest_async(convert_to('Mallory''s own shopping list.', 'UTF8'), 'list.txt')::text", &[]).unwrap().get(0);
+    let own: String =
+        mallory.query_one("SELECT docchat_ingest_async(convert_to('Mallory''s own shopping list.', 'UTF8'), 'list.txt')::text", &[]).unwrap().get(0);
     wait_for_status(&mut mallory, &own, "ready", Duration::from_secs(120));
     std::thread::sleep(Duration::from_secs(2));
     let (attempts, status): (i32, String) = admin
@@ -78,7 +84,11 @@ fn claims_make_nobody_another_owner() {
 
     // A JWT role acts for its subjects, in their own namespace: a login role's name as sub is
     // not that role.
-    admin.batch_execute("DROP ROLE IF EXISTS sec_web; CREATE ROLE sec_web NOLOGIN; SELECT docchat.grant_usage('sec_web'); GRANT sec_web TO t_sec_claims_mallory").unwrap();
+    admin
+        .batch_execute(
+            "DROP ROLE IF EXISTS sec_web; CREATE ROLE sec_web NOLOGIN; SELECT docchat.grant_usage('sec_web'); GRANT sec_web TO t_sec_claims_mallory",
+        )
+        .unwrap();
     admin.batch_execute("ALTER DATABASE t_sec_claims SET docchat.jwt_roles = 'sec_web'").unwrap();
     let mut api = connect("t_sec_claims", "t_sec_claims_mallory");
     let as_jwt = |c: &mut Client, claims: &str, sql: &str| -> Result<Vec<String>, postgres::Error> {
@@ -146,8 +156,13 @@ fn definer_functions_ignore_the_callers_search_path() {
         .unwrap();
     let id = ingest(&mut mallory, b"Notes on the garden: the roses need water.", "garden.txt").unwrap();
     let queued: String = mallory.query_one("SELECT docchat_ingest_async(convert_to('More garden notes.', 'UTF8'))::text", &[]).unwrap().get(0);
-    let hits: Vec<String> = mallory.query("SELECT document_id::text FROM docchat_search('what do the roses need', 5, -1)", &[]).unwrap().iter().map(|r| r.get(0)).collect();
-    assert_eq!(hits, [id.clone()]);
+    let hits: Vec<String> = mallory
+        .query("SELECT document_id::text FROM docchat_search('what do the roses need', 5, -1)", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(hits, std::slice::from_ref(&id));
     assert!(mallory.query_one("SELECT docchat_delete($1::text::uuid)", &[&queued]).unwrap().get::<_, bool>(0));
 }
 
@@ -191,7 +206,10 @@ fn advisory_locks_cannot_stall_the_queue_or_an_ingest() {
     victim.batch_execute("SET statement_timeout = '30s'").unwrap();
     ingest(&mut victim, text.as_bytes(), "budget.txt").unwrap();
     let mut tx = victim.transaction().unwrap();
-    let queued: String = tx.query_one("SELECT docchat_ingest_async(convert_to('A queued note on the autumn budget.', 'UTF8'), 'autumn.txt')::text", &[]).unwrap().get(0);
+    let queued: String = tx
+        .query_one("SELECT docchat_ingest_async(convert_to('A queued note on the autumn budget.', 'UTF8'), 'autumn.txt')::text", &[])
+        .unwrap()
+        .get(0);
     mallory.batch_execute(&format!("SELECT pg_advisory_lock(hashtextextended('docchat ingest job ' || '{queued}', 0))")).unwrap();
     tx.commit().unwrap();
     wait_for_status(&mut victim, &queued, "ready", Duration::from_secs(60));
@@ -206,9 +224,13 @@ fn owners_take_turns_in_the_queue() {
     let flood: Vec<String> = (0..8)
         .map(|i| mallory.query_one("SELECT docchat_ingest_async($1, $2, force => true)::text", &[&pdf, &format!("flood-{i}.pdf")]).unwrap().get(0))
         .collect();
-    let mine: String = victim.query_one("SELECT docchat_ingest_async(convert_to('The victim needs this one today.', 'UTF8'), 'today.txt')::text", &[]).unwrap().get(0);
+    let mine: String = victim
+        .query_one("SELECT docchat_ingest_async(convert_to('The victim needs this one today.', 'UTF8'), 'today.txt')::text", &[])
+        .unwrap()
+        .get(0);
     wait_for_status(&mut victim, &mine, "ready", Duration::from_secs(300));
-    let done: i64 = mallory.query_one("SELECT count(*) FROM docchat.documents WHERE status = 'ready' AND filename LIKE 'flood-%'", &[]).unwrap().get(0);
+    let done: i64 =
+        mallory.query_one("SELECT count(*) FROM docchat.documents WHERE status = 'ready' AND filename LIKE 'flood-%'", &[]).unwrap().get(0);
     assert!(done <= 3, "the victim's job waited for {done} of the 8 flood jobs");
     for id in &flood {
         wait_for_status(&mut mallory, id, "ready", Duration::from_secs(600));
@@ -229,7 +251,10 @@ fn a_huge_text_does_not_hold_up_other_sessions_embeddings() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 // 10 MB each, through the model worker every session shares.
                 let t = std::time::Instant::now();
-                let dims: i32 = f.query_one("SELECT vector_dims(docchat_embed(repeat('many words in a long text ', 400000) || $1))", &[&n.to_string()]).unwrap().get(0);
+                let dims: i32 = f
+                    .query_one("SELECT vector_dims(docchat_embed(repeat('many words in a long text ', 400000) || $1))", &[&n.to_string()])
+                    .unwrap()
+                    .get(0);
                 slowest = slowest.max(t.elapsed().as_secs_f64() * 1000.0);
                 assert_eq!(dims, 384);
                 n += 1;
@@ -277,7 +302,8 @@ fn notifications_reach_only_the_documents_owner() {
     assert_eq!(sqlstate(&e), "42501");
     mallory.batch_execute(&format!("LISTEN docchat_ingest; LISTEN {mine}")).unwrap();
     victim.batch_execute(&format!("LISTEN {theirs}")).unwrap();
-    let id: String = victim.query_one("SELECT docchat_ingest_async(convert_to('A note only the victim may hear about.', 'UTF8'))::text", &[]).unwrap().get(0);
+    let id: String =
+        victim.query_one("SELECT docchat_ingest_async(convert_to('A note only the victim may hear about.', 'UTF8'))::text", &[]).unwrap().get(0);
     wait_for_status(&mut victim, &id, "ready", Duration::from_secs(60));
     let heard = |c: &mut Client| -> Vec<String> {
         let mut notes = c.notifications();
@@ -346,15 +372,22 @@ fn hostile_html_and_slow_documents_are_stopped_in_bounded_time() {
     // The same in the background fails the job at once instead of holding up the queue.
     let queued: String = mallory.query_one("SELECT docchat_ingest_async(convert_to($1, 'UTF8'), 'deep.html')::text", &[&deep]).unwrap().get(0);
     wait_for_status(&mut mallory, &queued, "failed", Duration::from_secs(120));
-    let error: String = mallory.query_one("SELECT last_error FROM docchat.ingest_progress WHERE document_id = $1::text::uuid", &[&queued]).unwrap().get(0);
-    assert_eq!(error, "HTML elements are nested more than 1000 deep (hint: no real page nests this deep; the file is damaged or made to slow the parser down)");
+    let error: String =
+        mallory.query_one("SELECT last_error FROM docchat.ingest_progress WHERE document_id = $1::text::uuid", &[&queued]).unwrap().get(0);
+    assert_eq!(
+        error,
+        "HTML elements are nested more than 1000 deep (hint: no real page nests this deep; the file is damaged or made to slow the parser down)"
+    );
     // Any document is bounded by docchat.parse_timeout: here a scanned page that OCR reads for seconds.
     mallory.batch_execute("SET docchat.parse_timeout = '1s'").unwrap();
     let scan = read_shared("corpus/ocr/tess__8071_093.3B.tif");
     let started = std::time::Instant::now();
     let e = mallory.query_one("SELECT docchat_ingest($1, 'scan.tif')", &[&scan]).unwrap_err();
     let db_error = e.as_db_error().unwrap();
-    assert_eq!((db_error.code().code(), db_error.message()), ("54000", "scan.tif: reading the document took longer than docchat.parse_timeout (1 s)"));
+    assert_eq!(
+        (db_error.code().code(), db_error.message()),
+        ("54000", "scan.tif: reading the document took longer than docchat.parse_timeout (1 s)")
+    );
     assert!(started.elapsed() < Duration::from_secs(12), "{:?}", started.elapsed());
 }
 

@@ -14,10 +14,19 @@ fn reads(c: &mut Client) -> Vec<String> {
     let chelsea = read_shared("corpus/images/skimage__chelsea.png");
     let mut out = Vec::new();
     let text = |c: &mut Client, sql: &str| -> Vec<String> {
-        c.query(&format!("SELECT row_to_json(r)::text FROM ({sql}) r"), &[]).unwrap_or_else(|e| panic!("{sql}: {e}")).iter().map(|r| r.get(0)).collect()
+        c.query(&format!("SELECT row_to_json(r)::text FROM ({sql}) r"), &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
     };
     for mode in ["hybrid", "semantic", "keyword"] {
-        out.extend(text(c, &format!("SELECT document_id, chunk_index, score FROM docchat_search('how does the tracing compiler handle loops', 8, -1, mode => '{mode}')")));
+        out.extend(text(
+            c,
+            &format!(
+                "SELECT document_id, chunk_index, score FROM docchat_search('how does the tracing compiler handle loops', 8, -1, mode => '{mode}')"
+            ),
+        ));
     }
     out.extend(text(c, r#"SELECT document_id, chunk_index, score FROM docchat_search('pictures', 8, -1, filter => '{"filename": "pics.docx"}')"#));
     out.extend(text(c, "SELECT document_id, image_index, similarity FROM docchat_search_images('a cat', 5)"));
@@ -25,7 +34,11 @@ fn reads(c: &mut Client) -> Vec<String> {
     out.extend(text(c, "SELECT docchat_embed('a question on a replica')::text AS v"));
     out.extend(text(c, "SELECT docchat_embed_image_query('a cat')::text AS v"));
     out.push(c.query_one("SELECT docchat_embed_image($1)::text", &[&chelsea]).unwrap().get(0));
-    for view in ["SELECT id, filename, status, n_chunks FROM docchat.documents ORDER BY id", "SELECT documents_by_status FROM docchat.stats", "SELECT document_id, status FROM docchat.ingest_progress"] {
+    for view in [
+        "SELECT id, filename, status, n_chunks FROM docchat.documents ORDER BY id",
+        "SELECT documents_by_status FROM docchat.stats",
+        "SELECT document_id, status FROM docchat.ingest_progress",
+    ] {
         out.extend(text(c, view));
     }
     out
@@ -44,7 +57,10 @@ fn a_hot_standby_serves_every_read_and_refuses_writes() {
     let mut alice = connect(DB, "t_sb_alice");
     let mut bob = connect(DB, "t_sb_bob");
     ingest(&mut alice, &read_shared("corpus/pdf/pdfjs__tracemonkey.pdf"), "tracemonkey.pdf").unwrap();
-    let queued: String = alice.query_one("SELECT docchat_ingest_async($1, 'pics.docx')::text", &[&read_shared("corpus/office/tika__testWORD_embedded_pics.docx")]).unwrap().get(0);
+    let queued: String = alice
+        .query_one("SELECT docchat_ingest_async($1, 'pics.docx')::text", &[&read_shared("corpus/office/tika__testWORD_embedded_pics.docx")])
+        .unwrap()
+        .get(0);
     wait_for_status(&mut alice, &queued, "ready", Duration::from_secs(120));
     ingest(&mut bob, &read_shared("corpus/images/skimage__chelsea.png"), "chelsea.png").unwrap();
     let on_primary = [reads(&mut alice), reads(&mut bob)];
@@ -63,7 +79,9 @@ fn a_hot_standby_serves_every_read_and_refuses_writes() {
         // The standby's model worker runs a warm-up text as it starts; a query that shares its
         // batch gets a slightly different int8 vector (activations are quantized per batch), so
         // the comparison starts once a throwaway embedding has gone through on its own.
-        sb_admin.batch_execute("SELECT docchat_embed('a throwaway text'); SELECT pg_sleep(0.5); SELECT docchat_embed('another throwaway text')").unwrap();
+        sb_admin
+            .batch_execute("SELECT docchat_embed('a throwaway text'); SELECT pg_sleep(0.5); SELECT docchat_embed('another throwaway text')")
+            .unwrap();
         let mut sb_alice = standby.connect(DB, "t_sb_alice");
         let mut sb_bob = standby.connect(DB, "t_sb_bob");
         for (client, expected) in [(&mut sb_alice, &on_primary[0]), (&mut sb_bob, &on_primary[1])] {
@@ -79,7 +97,11 @@ fn a_hot_standby_serves_every_read_and_refuses_writes() {
         let answer: String = sb_alice.query_one("SELECT docchat_chat('What is a trace tree?')->>'answer'", &[]).unwrap().get(0);
         assert_eq!(answer, "A trace tree is a tree of traces [1].");
         let health: serde_json::Value = sb_alice.query_one("SELECT docchat_health()::text", &[]).unwrap().get::<_, String>(0).parse().unwrap();
-        assert_eq!((&health["standby"], &health["searches_logged"], &health["model_worker"]["running"]), (&true.into(), &false.into(), &true.into()), "{health}");
+        assert_eq!(
+            (&health["standby"], &health["searches_logged"], &health["model_worker"]["running"]),
+            (&true.into(), &false.into(), &true.into()),
+            "{health}"
+        );
         // Writes name the primary.
         let primary = format!("127.0.0.1:{}", port());
         for (sql, what) in [

@@ -130,7 +130,8 @@ pub fn build(req: &Request, hits: Vec<Hit>) -> Value {
     for (i, p) in kept.iter().enumerate() {
         let page = p.page.map(|n| format!(", page {n}")).unwrap_or_default();
         context_text += &format!("[{}] {}{page}\n{}\n\n", i + 1, p.filename.as_deref().unwrap_or("untitled"), p.content);
-        context.push(json!({"n": i + 1, "document_id": p.document_id, "filename": p.filename, "page": p.page, "content": p.content, "score": p.score}));
+        context
+            .push(json!({"n": i + 1, "document_id": p.document_id, "filename": p.filename, "page": p.page, "content": p.content, "score": p.score}));
     }
     let context_block = if kept.is_empty() {
         "Context: no passage of the documents matches the question.\n\n".to_string()
@@ -177,7 +178,16 @@ mod tests {
 
     fn hit(doc: &str, start: i32, content: &str, score: f64) -> Hit {
         let end = start + content.chars().count() as i32;
-        Hit { document_id: doc.into(), filename: Some(format!("{doc}.txt")), page: None, score, content: content.into(), char_start: start, char_end: end, n_tokens: 10 }
+        Hit {
+            document_id: doc.into(),
+            filename: Some(format!("{doc}.txt")),
+            page: None,
+            score,
+            content: content.into(),
+            char_start: start,
+            char_end: end,
+            n_tokens: 10,
+        }
     }
 
     #[test]
@@ -200,10 +210,18 @@ mod tests {
     #[test]
     fn overlapping_and_touching_hits_merge_others_do_not() {
         // "abcdef" at 0, "defghi" at 3 (overlap), "jkl" at 9 (touches), "xyz" at 20 (apart).
-        let hits = vec![hit("d1", 20, "xyz", 0.1), hit("d1", 3, "defghi", 0.9), hit("d1", 0, "abcdef", 0.5), hit("d1", 9, "jkl", 0.2), hit("d2", 0, "abc", 0.3)];
+        let hits = vec![
+            hit("d1", 20, "xyz", 0.1),
+            hit("d1", 3, "defghi", 0.9),
+            hit("d1", 0, "abcdef", 0.5),
+            hit("d1", 9, "jkl", 0.2),
+            hit("d2", 0, "abc", 0.3),
+        ];
         let p = merge(hits);
-        assert_eq!(p.iter().map(|p| (p.document_id.as_str(), p.content.as_str(), p.score, p.tokens)).collect::<Vec<_>>(),
-            vec![("d1", "abcdefghijkl", 0.9, 30), ("d1", "xyz", 0.1, 10), ("d2", "abc", 0.3, 10)]);
+        assert_eq!(
+            p.iter().map(|p| (p.document_id.as_str(), p.content.as_str(), p.score, p.tokens)).collect::<Vec<_>>(),
+            vec![("d1", "abcdefghijkl", 0.9, 30), ("d1", "xyz", 0.1, 10), ("d2", "abc", 0.3, 10)]
+        );
         // A hit inside a passage adds its tokens and score, not text.
         let p = merge(vec![hit("d", 0, "abcdef", 0.2), hit("d", 1, "bc", 0.7)]);
         assert_eq!((p[0].content.as_str(), p[0].score, p[0].tokens), ("abcdef", 0.7, 20));
@@ -235,8 +253,11 @@ mod tests {
         assert_eq!(out["messages"][3]["content"], format!("{context}Question: Q2"));
         assert_eq!(out["summary"], "2 passage(s) from 2 document(s), 20 of 100 context tokens");
         assert_eq!(out["context"][1], json!({"n": 2, "document_id": "d1", "filename": "d1.txt", "page": 3, "content": "text one", "score": 0.5}));
-        assert_eq!(out["metadata"], json!({"retrieval_query": "Q1\nQ2", "k": 8, "max_context_tokens": 100, "context_tokens": 20,
-                                           "hits": 2, "passages": 2, "history_turns": 2, "mode": "hybrid"}));
+        assert_eq!(
+            out["metadata"],
+            json!({"retrieval_query": "Q1\nQ2", "k": 8, "max_context_tokens": 100, "context_tokens": 20,
+                                           "hits": 2, "passages": 2, "history_turns": 2, "mode": "hybrid"})
+        );
         let none = build(&Request { message: "Q", history: &[], k: 8, max_context_tokens: 1, search: Map::new() }, vec![hit("d", 0, "x", 0.5)]);
         assert_eq!(none["prompt"], "Context: no passage of the documents matches the question.\n\nQuestion: Q");
         assert_eq!(none["summary"], "0 passage(s) from 0 document(s), 0 of 1 context tokens");

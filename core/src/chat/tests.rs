@@ -100,13 +100,22 @@ fn sends_one_post_with_the_key_and_json() {
 fn failures_are_classified() {
     let llm = FakeLlm::start();
     let cases: [(Reply, ErrorKind, &str); 6] = [
-        (fake_llm::status(401, r#"{"error": {"message": "Incorrect API key provided"}}"#), ErrorKind::ChatRejected,
-            "the chat endpoint answered HTTP 401: Incorrect API key provided"),
-        (fake_llm::status(400, r#"{"error": {"message": "maximum context length exceeded"}}"#), ErrorKind::ChatRefused,
-            "the chat endpoint answered HTTP 400: maximum context length exceeded"),
+        (
+            fake_llm::status(401, r#"{"error": {"message": "Incorrect API key provided"}}"#),
+            ErrorKind::ChatRejected,
+            "the chat endpoint answered HTTP 401: Incorrect API key provided",
+        ),
+        (
+            fake_llm::status(400, r#"{"error": {"message": "maximum context length exceeded"}}"#),
+            ErrorKind::ChatRefused,
+            "the chat endpoint answered HTTP 400: maximum context length exceeded",
+        ),
         (fake_llm::status(503, "upstream down"), ErrorKind::ChatFailed, "the chat endpoint answered HTTP 503: upstream down"),
-        (fake_llm::status(429, r#"{"error": {"message": "Rate limit reached"}}"#), ErrorKind::ChatFailed,
-            "the chat endpoint answered HTTP 429: Rate limit reached"),
+        (
+            fake_llm::status(429, r#"{"error": {"message": "Rate limit reached"}}"#),
+            ErrorKind::ChatFailed,
+            "the chat endpoint answered HTTP 429: Rate limit reached",
+        ),
         (fake_llm::status(302, ""), ErrorKind::ChatRefused, "the chat endpoint answered HTTP 302: "),
         (fake_llm::status(200, "not json"), ErrorKind::ChatFailed, "the chat endpoint's reply is not a chat completion (not JSON): not json"),
     ];

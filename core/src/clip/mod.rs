@@ -89,8 +89,11 @@ impl Tower {
         let (shape, data) = outputs[self.output.as_str()].try_extract_tensor::<f32>().map_err(failed)?;
         let dims: Vec<i64> = shape.iter().copied().collect();
         if dims != [rows as i64, DIMENSION as i64] {
-            return Err(DocError::new(ErrorKind::ModelUnavailable, format!("CLIP model returned shape {dims:?}; docchat expects [{rows}, {DIMENSION}] (ViT-B/32)"))
-                .with_hint(HINT));
+            return Err(DocError::new(
+                ErrorKind::ModelUnavailable,
+                format!("CLIP model returned shape {dims:?}; docchat expects [{rows}, {DIMENSION}] (ViT-B/32)"),
+            )
+            .with_hint(HINT));
         }
         Ok(data.chunks(DIMENSION).map(normalised).collect())
     }

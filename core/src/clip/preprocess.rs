@@ -9,6 +9,8 @@ use std::io::Cursor;
 
 pub const SIZE: usize = 224;
 pub const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+// CLIP's published constants as written (the nearest f32 is what is used).
+#[allow(clippy::excessive_precision)]
 pub const STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 /// Images with more pixels are refused before decoding (a 100 MP scan is 400 MB of RGBA).
 pub const MAX_PIXELS: u64 = crate::parse::ocr::MAX_PIXELS;

@@ -112,8 +112,7 @@ pub fn bicubic_window(src: &Raster, win: Window) -> Raster {
         let line = &src.data[sy * src.width * c..(sy + 1) * src.width * c];
         for (tx, ox) in cols.clone().enumerate() {
             for ch in 0..c {
-                temp[(ty * win.width + tx) * c + ch] =
-                    if same_width { line[ox * c + ch] } else { hz.apply(ox, |x| line[x * c + ch]) };
+                temp[(ty * win.width + tx) * c + ch] = if same_width { line[ox * c + ch] } else { hz.apply(ox, |x| line[x * c + ch]) };
             }
         }
     }

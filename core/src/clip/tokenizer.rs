@@ -51,12 +51,8 @@ impl ClipTokenizer {
         } else {
             String::from_utf8(raw).map_err(|e| bad_vocabulary(path, e))?
         };
-        let merges: Vec<(String, String)> = text
-            .split('\n')
-            .skip(1)
-            .take(MERGES)
-            .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
-            .collect();
+        let merges: Vec<(String, String)> =
+            text.split('\n').skip(1).take(MERGES).filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string()))).collect();
         if merges.len() != MERGES {
             return Err(bad_vocabulary(path, format!("{} merges, CLIP has {MERGES}", merges.len())));
         }

@@ -55,7 +55,7 @@ impl Wide {
         let invalid = |m: String| DocError::new(ErrorKind::InvalidEncoding, m);
         match self {
             Wide::Utf16 { le } => {
-                if bytes.len() % 2 != 0 {
+                if !bytes.len().is_multiple_of(2) {
                     return Err(invalid("UTF-16 text has an odd number of bytes".into()));
                 }
                 let unit = |c: &[u8]| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) };
@@ -64,7 +64,7 @@ impl Wide {
                     .map_err(|e| invalid(format!("invalid UTF-16 text: {e}")))
             }
             Wide::Utf32 { le } => {
-                if bytes.len() % 4 != 0 {
+                if !bytes.len().is_multiple_of(4) {
                     return Err(invalid("UTF-32 text has a byte count that is not a multiple of 4".into()));
                 }
                 bytes
@@ -229,11 +229,9 @@ mod tests {
 
     #[test]
     fn charset_corpus_html_decodes_cleanly() {
-        for (name, sample) in [
-            ("tika__testHTML.html", "Test Indexation Html"),
-            ("tika__big-preamble.html", "недвижимости"),
-            ("tika__resume.html", "Здравствуйте"),
-        ] {
+        for (name, sample) in
+            [("tika__testHTML.html", "Test Indexation Html"), ("tika__big-preamble.html", "недвижимости"), ("tika__resume.html", "Здравствуйте")]
+        {
             let text = decode_text(&office(name)).unwrap();
             assert!(!text.contains('\u{FFFD}'), "{name} has replacement characters");
             assert!(text.contains(sample), "{name} lacks {sample}");

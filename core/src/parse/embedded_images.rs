@@ -3,7 +3,7 @@
 //! image. Small ones (icons, bullets, rules) are skipped; the bytes are kept as the document
 //! holds them when that is a format browsers show (JPEG, PNG, GIF, WebP), else re-encoded as PNG.
 use super::office::{pptx, Package};
-use super::pdf::pdf_ocr;
+use super::pdf::images;
 use super::Ctx;
 use crate::detect::Format;
 use crate::error::Result;
@@ -80,8 +80,8 @@ fn pdf(bytes: &[u8], limits: ImageLimits, ctx: &Ctx, out: &mut Vec<EmbeddedImage
     for (number, page_id) in doc.get_pages() {
         ctx.check()?;
         let mut streams = Vec::new();
-        if let Some(resources) = pdf_ocr::page_resources(&doc, page_id) {
-            pdf_ocr::collect_images(&doc, resources, 0, &mut HashSet::new(), &mut streams);
+        if let Some(resources) = images::page_resources(&doc, page_id) {
+            images::collect_images(&doc, resources, 0, &mut HashSet::new(), &mut streams);
         }
         for stream in streams {
             if out.len() == limits.max_images {
@@ -91,12 +91,12 @@ fn pdf(bytes: &[u8], limits: ImageLimits, ctx: &Ctx, out: &mut Vec<EmbeddedImage
             if !seen.insert(stream as *const _ as usize) {
                 continue;
             }
-            let side = |key: &[u8]| pdf_ocr::int(&doc, Some(&stream.dict), key).unwrap_or(0);
-            let stencil = pdf_ocr::get(&doc, &stream.dict, b"ImageMask").and_then(|o| o.as_bool().ok()).unwrap_or(false);
+            let side = |key: &[u8]| images::int(&doc, Some(&stream.dict), key).unwrap_or(0);
+            let stencil = images::get(&doc, &stream.dict, b"ImageMask").and_then(|o| o.as_bool().ok()).unwrap_or(false);
             if stencil || side(b"Width") < i64::from(limits.min_side) || side(b"Height") < i64::from(limits.min_side) {
                 continue;
             }
-            let Some((file, inverted)) = pdf_ocr::image_file(&doc, stream, ctx.options)? else { continue };
+            let Some((file, inverted)) = images::image_file(&doc, stream, ctx.options)? else { continue };
             let name = format!("page {number} image {}", out.len() + 1);
             let image = if inverted { inverted_png(&file, Some(number), name) } else { keep(file.into_owned(), Some(number), name, 0) };
             out.extend(image);
@@ -178,7 +178,10 @@ mod tests {
     #[test]
     fn pptx_pictures_have_their_slide() {
         let found = images("corpus/office/tika__testOCR.pptx", Format::Pptx, 64);
-        assert_eq!(summary(&found).iter().map(|s| (s.0, s.1.as_str(), s.2)).collect::<Vec<_>>(), vec![(Some(1), "ppt/media/image1.png", "image/png")]);
+        assert_eq!(
+            summary(&found).iter().map(|s| (s.0, s.1.as_str(), s.2)).collect::<Vec<_>>(),
+            vec![(Some(1), "ppt/media/image1.png", "image/png")]
+        );
     }
 
     #[test]

@@ -52,10 +52,16 @@ fn tiff_frames(b: &[u8]) -> Option<Vec<(u64, u64)>> {
         _ => return None,
     };
     let u16_at = |o: usize| b.get(o..o + 2).map(|s| if le { u16::from_le_bytes([s[0], s[1]]) } else { u16::from_be_bytes([s[0], s[1]]) });
-    let u32_at = |o: usize| b.get(o..o + 4).map(|s| {
-        let s = [s[0], s[1], s[2], s[3]];
-        if le { u32::from_le_bytes(s) } else { u32::from_be_bytes(s) }
-    });
+    let u32_at = |o: usize| {
+        b.get(o..o + 4).map(|s| {
+            let s = [s[0], s[1], s[2], s[3]];
+            if le {
+                u32::from_le_bytes(s)
+            } else {
+                u32::from_be_bytes(s)
+            }
+        })
+    };
     let mut frames = Vec::new();
     let mut seen = HashSet::new();
     let mut ifd = u32_at(4)? as usize;

@@ -33,9 +33,7 @@ pub fn extract(source: &str, ctx: &mut Ctx) -> Page {
             }
             Event::SoftBreak => out.push(' '),
             Event::HardBreak => out.push('\n'),
-            Event::End(TagEnd::Paragraph | TagEnd::Item | TagEnd::CodeBlock | TagEnd::BlockQuote(_) | TagEnd::TableRow) => {
-                out.push_str("\n\n")
-            }
+            Event::End(TagEnd::Paragraph | TagEnd::Item | TagEnd::CodeBlock | TagEnd::BlockQuote(_) | TagEnd::TableRow) => out.push_str("\n\n"),
             Event::End(TagEnd::TableCell) => out.push(' '),
             _ => {}
         }
@@ -66,12 +64,13 @@ mod tests {
     fn markup_is_dropped_and_headings_kept() {
         let opts = Options::default();
         let mut ctx = test_ctx(&opts);
-        let page = extract("---\ntitle: x\n---\n# Big *Title*\n\nSome `code` and [a link](http://x).\nsame para\n\n## Part two\n- one\n- two\n", &mut ctx);
+        let page =
+            extract("---\ntitle: x\n---\n# Big *Title*\n\nSome `code` and [a link](http://x).\nsame para\n\n## Part two\n- one\n- two\n", &mut ctx);
         assert_eq!(page.text, "Big Title\n\nSome code and a link. same para\n\nPart two\n\none\n\ntwo");
         assert_eq!(ctx.metadata["title"], "Big Title");
-        assert_eq!(page.headings, vec![
-            Heading { offset: 0, level: 1, title: "Big Title".into() },
-            Heading { offset: 44, level: 2, title: "Part two".into() },
-        ]);
+        assert_eq!(
+            page.headings,
+            vec![Heading { offset: 0, level: 1, title: "Big Title".into() }, Heading { offset: 44, level: 2, title: "Part two".into() },]
+        );
     }
 }

@@ -6,7 +6,6 @@ mod image;
 mod markdown;
 pub mod ocr;
 mod office;
-mod office_crypto;
 mod pdf;
 mod rtf;
 
@@ -55,14 +54,23 @@ pub struct Options {
     pub images: Option<embedded_images::ImageLimits>,
 }
 
+/// The limits' defaults, which the extension's settings start from too.
+pub mod defaults {
+    pub const MAX_PAGES: i32 = 5000;
+    pub const MAX_DECOMPRESSED_MB: i32 = 512;
+    pub const MAX_OCR_PAGES: i32 = 200;
+    pub const OCR_PAGE_TIMEOUT_MS: i32 = 60_000;
+    pub const OCR_LANGUAGES: &std::ffi::CStr = c"eng";
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
-            max_pages: 5000,
-            max_decompressed_bytes: 512 << 20,
-            max_ocr_pages: 200,
-            ocr_timeout_ms: 60_000,
-            ocr_languages: "eng".into(),
+            max_pages: defaults::MAX_PAGES as usize,
+            max_decompressed_bytes: (defaults::MAX_DECOMPRESSED_MB as u64) << 20,
+            max_ocr_pages: defaults::MAX_OCR_PAGES as usize,
+            ocr_timeout_ms: defaults::OCR_PAGE_TIMEOUT_MS as u64,
+            ocr_languages: defaults::OCR_LANGUAGES.to_string_lossy().into_owned(),
             password: None,
             images: None,
         }
@@ -129,7 +137,7 @@ impl Parsed {
 /// Detects the format and extracts text. Empty results are the caller's to judge.
 pub fn parse(bytes: &[u8], filename: Option<&str>, mime: Option<&str>, ctx: &mut Ctx) -> Result<Parsed> {
     let opts = ctx.options;
-    if let Some(package) = office_crypto::unlock(bytes, opts.password.as_deref(), opts.max_decompressed_bytes)? {
+    if let Some(package) = office::crypto::unlock(bytes, opts.password.as_deref(), opts.max_decompressed_bytes)? {
         return parse(&package, filename, mime, ctx);
     }
     let detected = detect::detect(bytes, filename, mime)?;
@@ -240,10 +248,10 @@ mod tests {
         let raw = format!("  {HEADING_MARK}Intro\n\n\nbody  text\n{HEADING_MARK}Next\nmore");
         let page = page_with_headings(Some(2), &raw, vec![(1, "Intro".into()), (2, "Next".into())]);
         assert_eq!(page.text, "Intro\n\nbody text\nNext\nmore");
-        assert_eq!(page.headings, vec![
-            Heading { offset: 0, level: 1, title: "Intro".into() },
-            Heading { offset: 17, level: 2, title: "Next".into() },
-        ]);
+        assert_eq!(
+            page.headings,
+            vec![Heading { offset: 0, level: 1, title: "Intro".into() }, Heading { offset: 17, level: 2, title: "Next".into() },]
+        );
     }
 
     #[test]

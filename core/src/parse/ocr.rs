@@ -49,8 +49,7 @@ impl Pix {
 
     /// Applies a Leptonica operation that returns a new image.
     pub(crate) fn derive(&self, what: &str, op: impl FnOnce(*mut c::PIX) -> *mut c::PIX) -> Result<Pix> {
-        Pix::from_raw(op(self.as_ptr()))
-            .ok_or_else(|| DocError::new(ErrorKind::ModelFailure, format!("image preparation for OCR failed ({what})")))
+        Pix::from_raw(op(self.as_ptr())).ok_or_else(|| DocError::new(ErrorKind::ModelFailure, format!("image preparation for OCR failed ({what})")))
     }
 }
 
@@ -106,9 +105,7 @@ fn header_size(b: &[u8]) -> Option<(u64, u64)> {
         return if le32(14)? == 12 { Some((le16(18)?, le16(20)?)) } else { Some((le32(18)?, le32(22)?)) };
     }
     let (mut format, mut w, mut h) = (0, 0, 0);
-    let failed = unsafe {
-        c::pixReadHeaderMem(b.as_ptr(), b.len(), &mut format, &mut w, &mut h, ptr::null_mut(), ptr::null_mut(), ptr::null_mut())
-    };
+    let failed = unsafe { c::pixReadHeaderMem(b.as_ptr(), b.len(), &mut format, &mut w, &mut h, ptr::null_mut(), ptr::null_mut(), ptr::null_mut()) };
     (failed == 0).then_some((w.max(0) as u64, h.max(0) as u64))
 }
 
@@ -319,7 +316,9 @@ impl Engine {
         };
         if !loaded {
             return Err(DocError::new(ErrorKind::ModelUnavailable, format!("Tesseract cannot load language data {langs:?} from {}", dir.display()))
-                .with_hint("the .traineddata file may be damaged or from an incompatible Tesseract version; reinstall the tesseract-ocr-<lang> package"));
+                .with_hint(
+                    "the .traineddata file may be damaged or from an incompatible Tesseract version; reinstall the tesseract-ocr-<lang> package",
+                ));
         }
         unsafe { c::TessBaseAPISetPageSegMode(engine.api(), c::TessPageSegMode_PSM_AUTO) };
         Ok(engine)
@@ -339,7 +338,11 @@ impl Engine {
             found
         };
         // OSD reports how far the page is turned clockwise; turning on to 360° undoes it.
-        if found != 0 && confidence >= MIN_ORIENTATION_CONFIDENCE { (4 - degrees.rem_euclid(360) / 90) % 4 } else { 0 }
+        if found != 0 && confidence >= MIN_ORIENTATION_CONFIDENCE {
+            (4 - degrees.rem_euclid(360) / 90) % 4
+        } else {
+            0
+        }
     }
 
     /// Recognises `pix`; returns the text (lines and blank-line paragraphs) and mean word confidence.
@@ -532,8 +535,15 @@ mod tests {
         let page = read_image(&corpus("tess__phototest.tif")).unwrap();
         let grey = page.derive("grey", |p| unsafe { c::pixConvertTo8(p, 0) }).unwrap();
         let colour = page.derive("rgb", |p| unsafe { c::pixConvertTo32(p) }).unwrap();
-        let formats = [("png", c::IFF_PNG, &grey), ("jpeg", c::IFF_JFIF_JPEG, &grey), ("gif", c::IFF_GIF, &grey), ("bmp", c::IFF_BMP, &grey),
-            ("webp", c::IFF_WEBP, &colour), ("jp2", c::IFF_JP2, &colour), ("pnm", c::IFF_PNM, &grey)];
+        let formats = [
+            ("png", c::IFF_PNG, &grey),
+            ("jpeg", c::IFF_JFIF_JPEG, &grey),
+            ("gif", c::IFF_GIF, &grey),
+            ("bmp", c::IFF_BMP, &grey),
+            ("webp", c::IFF_WEBP, &colour),
+            ("jp2", c::IFF_JP2, &colour),
+            ("pnm", c::IFF_PNM, &grey),
+        ];
         for (name, format, pix) in formats {
             let bytes = unsafe {
                 let (mut data, mut size) = (ptr::null_mut(), 0usize);

@@ -15,7 +15,7 @@ pub fn extract(bytes: &[u8], ctx: &mut Ctx) -> Result<Vec<Page>> {
     let mut tokens = 0u32;
     while let Some(tok) = lexer.next() {
         tokens = tokens.wrapping_add(1);
-        if tokens % 4096 == 0 {
+        if tokens.is_multiple_of(4096) {
             ctx.check()?;
         }
         if !rtf.token(tok)? {
@@ -155,10 +155,43 @@ impl Default for State {
 
 /// Groups whose text is not document text (tables, binary data, field codes, duplicates).
 const SKIPPED: &[&str] = &[
-    "colortbl", "listtable", "listoverridetable", "revtbl", "rsidtbl", "filetbl", "pict", "objdata", "objclass",
-    "themedata", "datastore", "colorschememapping", "generator", "latentstyles", "xmlnstbl", "mmathPr", "fldinst",
-    "nonshppict", "shprslt", "sp", "xe", "tc", "txe", "pntxta", "pntxtb", "nonesttables", "printim", "buptim",
-    "template", "falt", "panose", "bkmkstart", "bkmkend", "annotation", "atnid", "atnauthor", "pgdsctbl",
+    "colortbl",
+    "listtable",
+    "listoverridetable",
+    "revtbl",
+    "rsidtbl",
+    "filetbl",
+    "pict",
+    "objdata",
+    "objclass",
+    "themedata",
+    "datastore",
+    "colorschememapping",
+    "generator",
+    "latentstyles",
+    "xmlnstbl",
+    "mmathPr",
+    "fldinst",
+    "nonshppict",
+    "shprslt",
+    "sp",
+    "xe",
+    "tc",
+    "txe",
+    "pntxta",
+    "pntxtb",
+    "nonesttables",
+    "printim",
+    "buptim",
+    "template",
+    "falt",
+    "panose",
+    "bkmkstart",
+    "bkmkend",
+    "annotation",
+    "atnid",
+    "atnauthor",
+    "pgdsctbl",
 ];
 
 /// `\*` destinations that hold document text (text boxes live in the shape instructions;
@@ -373,8 +406,7 @@ impl Rtf {
         let state = *self.top();
         // Control characters are not text (and NUL cannot be stored); a stray heading mark
         // (private use) would shift every heading after it.
-        let text: String =
-            text.chars().filter(|&c| c != HEADING_MARK && (!c.is_control() || c == '\t' || c == '\n')).collect();
+        let text: String = text.chars().filter(|&c| c != HEADING_MARK && (!c.is_control() || c == '\t' || c == '\n')).collect();
         match state.dest {
             Dest::Body | Dest::Note if !state.hidden => {
                 if state.caps {
@@ -664,7 +696,8 @@ mod tests {
         assert_eq!(meta["modified"], "2010-10-10T06:59:00");
 
         let (page, meta) = parse(&corpus("tika__testRTFJapanese.rtf"));
-        for s in ["ゾルゲと尾崎、淡々と最期", "古書店で処刑記録見つかる", "渡部富哉さん提供", "尾崎秀実の記録", "リヒアルト・ゾルゲ"] {
+        for s in ["ゾルゲと尾崎、淡々と最期", "古書店で処刑記録見つかる", "渡部富哉さん提供", "尾崎秀実の記録", "リヒアルト・ゾルゲ"]
+        {
             assert!(page.text.contains(s), "missing {s}");
         }
         assert!(!page.text.contains('\u{FFFD}') && !page.text.contains('?'));
@@ -676,7 +709,8 @@ mod tests {
     fn rtf_czech_from_font_charset() {
         // Font \f663 is \fcharset238; the bytes decoded as cp1250 with python3.
         let (page, _) = parse(&corpus("tika__testRTFWord2010CzechCharacters.rtf"));
-        for s in ["Článek týdne", "Knihy Izajáš", "Mrtvého moře", "starověké židovské náboženské texty", "pravděpodobně", "našeho letopočtu"] {
+        for s in ["Článek týdne", "Knihy Izajáš", "Mrtvého moře", "starověké židovské náboženské texty", "pravděpodobně", "našeho letopočtu"]
+        {
             assert!(page.text.contains(s), "missing {s}");
         }
     }
@@ -730,12 +764,15 @@ caf\u233?\'e9\par {\uc2\u8364\'80\'80} euro\par \u-10179?\u-8704? smile {\*\unkn
 \pard\s1 Intro\par\pard Body text\par\pard\plain\s2 Details\par\pard\outlinelevel2 Deep\par\pard More\u0?\par\s1 End}";
         let (page, _) = parse(rtf);
         assert_eq!(page.text, "Intro\n\nBody text\n\nDetails\n\nDeep\n\nMore\n\nEnd");
-        assert_eq!(page.headings, vec![
-            Heading { offset: 0, level: 1, title: "Intro".into() },
-            Heading { offset: 18, level: 2, title: "Details".into() },
-            Heading { offset: 27, level: 3, title: "Deep".into() },
-            Heading { offset: 39, level: 1, title: "End".into() },
-        ]);
+        assert_eq!(
+            page.headings,
+            vec![
+                Heading { offset: 0, level: 1, title: "Intro".into() },
+                Heading { offset: 18, level: 2, title: "Details".into() },
+                Heading { offset: 27, level: 3, title: "Deep".into() },
+                Heading { offset: 39, level: 1, title: "End".into() },
+            ]
+        );
     }
 
     #[test]
@@ -744,8 +781,18 @@ caf\u233?\'e9\par {\uc2\u8364\'80\'80} euro\par \u-10179?\u-8704? smile {\*\unkn
         let deep = [&b"{\\rtf1 "[..], &b"{".repeat(5000)].concat();
         let err = extract(&deep, &mut test_ctx(&opts)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Corrupt);
-        for bad in [&b"{\\rtf1 \\u"[..], b"{\\rtf1 \\'", b"{\\rtf1 \\'8", b"{\\rtf1 \\bin99999999999 x", b"{\\rtf1 \\u-99999999999 x",
-            b"{\\rtf1\\ansicpg932 \\'82", b"{\\rtf1 \\uc99999\\u65 abc}", b"{\\rtf1 \\", b"}}}{", b"{\\rtf1 {\\*\\ud x}\\ud y}"] {
+        for bad in [
+            &b"{\\rtf1 \\u"[..],
+            b"{\\rtf1 \\'",
+            b"{\\rtf1 \\'8",
+            b"{\\rtf1 \\bin99999999999 x",
+            b"{\\rtf1 \\u-99999999999 x",
+            b"{\\rtf1\\ansicpg932 \\'82",
+            b"{\\rtf1 \\uc99999\\u65 abc}",
+            b"{\\rtf1 \\",
+            b"}}}{",
+            b"{\\rtf1 {\\*\\ud x}\\ud y}",
+        ] {
             assert!(extract(bad, &mut test_ctx(&opts)).is_ok(), "{:?}", String::from_utf8_lossy(bad));
         }
         let long = [&b"{\\rtf1 "[..], &b"word\\par ".repeat(10_000)].concat();

@@ -64,11 +64,6 @@ impl<M: BatchModel, L: FnMut(&ModelKey) -> Result<M>> Batcher<M, L> {
         Batcher { config, load, models: HashMap::new(), active: VecDeque::new(), stats }
     }
 
-    /// Drops every loaded model; the next request for one loads it again (new device, threads).
-    pub fn unload_all(&mut self) {
-        self.models.clear();
-    }
-
     /// Serves jobs until every sender is gone.
     pub fn run(mut self, jobs: Receiver<Job>) {
         loop {

@@ -7,12 +7,16 @@ use crate::embed::{Embedder, Encoded, ModelFiles, RunOptions};
 use crate::error::{DocError, ErrorKind, Result};
 use std::path::{Path, PathBuf};
 
+// A few per worker, never moved around: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum WorkerModel {
     Sentence(Embedder),
     ClipImage(ClipImageModel),
     ClipText(ClipTextModel),
 }
 
+// One per request in flight; the encoding is built in place.
+#[allow(clippy::large_enum_variant)]
 pub enum Prepared {
     Encoded(Encoded),
     Ids(Vec<i64>),

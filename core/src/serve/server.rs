@@ -120,8 +120,8 @@ mod tests {
     //! A real server with the real model on a socket in a temporary folder.
     use super::*;
     use crate::embed::{model_tests::files, Embedder, RunOptions};
-    use crate::serve::models::WorkerModel;
     use crate::serve::client::{CallError, Client};
+    use crate::serve::models::WorkerModel;
     use std::path::PathBuf;
     use std::time::Duration;
 

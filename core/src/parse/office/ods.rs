@@ -141,7 +141,11 @@ mod tests {
         let content = format!(
             r#"<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet>{tables}</office:spreadsheet></office:body></office:document-content>"#
         );
-        zip_of(&[("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"), ("META-INF/manifest.xml", MANIFEST), ("content.xml", content.as_bytes())])
+        zip_of(&[
+            ("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"),
+            ("META-INF/manifest.xml", MANIFEST),
+            ("content.xml", content.as_bytes()),
+        ])
     }
 
     fn cell(text: &str) -> String {
@@ -166,10 +170,8 @@ mod tests {
 
     #[test]
     fn repeated_filled_cells_are_written_out_within_the_limit() {
-        let tables = format!(
-            r#"<table:table table:name="S"><table:table-row table:number-rows-repeated="3"><table:table-cell table:number-columns-repeated="2" office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row></table:table>"#
-        );
-        assert_eq!(Parsed::from_bytes(&ods(&tables)).pages[0].text, "S\n\nx | x\nx | x\nx | x");
+        let tables = r#"<table:table table:name="S"><table:table-row table:number-rows-repeated="3"><table:table-cell table:number-columns-repeated="2" office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row></table:table>"#;
+        assert_eq!(Parsed::from_bytes(&ods(tables)).pages[0].text, "S\n\nx | x\nx | x\nx | x");
         // Columns past ODF's last one are dropped, however many a cell claims.
         let wide = r#"<table:table table:name="S"><table:table-row><table:table-cell table:number-columns-repeated="4000000000" office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row></table:table>"#;
         let text = &Parsed::from_bytes(&ods(wide)).pages[0].text;

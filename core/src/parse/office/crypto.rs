@@ -78,8 +78,7 @@ fn spin_count(info: &[u8]) -> Option<u64> {
 }
 
 fn corrupt(why: &str) -> DocError {
-    DocError::new(ErrorKind::Corrupt, format!("damaged encrypted Office document: {why}"))
-        .with_hint("open and re-save it in the Office application")
+    DocError::new(ErrorKind::Corrupt, format!("damaged encrypted Office document: {why}")).with_hint("open and re-save it in the Office application")
 }
 
 #[cfg(test)]

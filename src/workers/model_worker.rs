@@ -4,8 +4,8 @@
 use crate::settings;
 use docchat_core::serve::models::WorkerModel;
 use docchat_core::serve::server;
-use docchat_core::serve::wire::ModelKey;
 use docchat_core::serve::stats::{LoadedModel, Stats};
+use docchat_core::serve::wire::ModelKey;
 use docchat_core::serve::SOCKET;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
 use pgrx::prelude::*;

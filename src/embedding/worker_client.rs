@@ -2,7 +2,7 @@
 //! A broken connection (the worker restarted) is reopened and the request resent (up to 3 times);
 //! while the worker is away the session waits up to docchat.worker_timeout, always
 //! interruptible by query cancel and statement_timeout.
-use super::error::serve_interrupts;
+use crate::pg::error::serve_interrupts;
 use crate::settings;
 use docchat_core::serve::client::{CallError, Client};
 use docchat_core::serve::wire::{Input, ModelKey, Request, Response};
@@ -47,8 +47,11 @@ pub fn call_within(request: &Request, patience: Duration) -> Result<Response, Do
             Err(CallError::Stopped) => unreachable!("keep_waiting never stops the call"),
             Err(CallError::Malformed(e)) => return Err(e),
             Err(CallError::Disconnected(e)) if resent == MAX_RESENDS => {
-                return Err(DocError::new(ErrorKind::WorkerUnavailable, format!("the docchat model worker exited {} times during one request: {e}", resent + 1))
-                    .with_hint("see the server log for why the worker exits; it restarts automatically"))
+                return Err(DocError::new(
+                    ErrorKind::WorkerUnavailable,
+                    format!("the docchat model worker exited {} times during one request: {e}", resent + 1),
+                )
+                .with_hint("see the server log for why the worker exits; it restarts automatically"))
             }
             // A connection from before a worker restart, or the worker exited mid-request.
             Err(CallError::Disconnected(_)) => resent += 1,

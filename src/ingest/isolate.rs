@@ -4,7 +4,7 @@
 //! only the bytes and a cancel flag that the main thread sets when Postgres wants to interrupt,
 //! or when the parse runs past docchat.parse_timeout (the bound on one document, for the
 //! ingest workers too, which have no statement_timeout).
-use super::error::{serve_interrupts, stop_requested};
+use crate::pg::error::{serve_interrupts, stop_requested};
 use crate::settings;
 use docchat_core::parse::{self, Ctx, Options, Parsed};
 use docchat_core::{DocError, ErrorKind};
@@ -25,11 +25,11 @@ pub fn parse_isolated(content: &[u8], filename: Option<&str>, mime: Option<&str>
     let spawned = std::thread::Builder::new().name("docchat-parse".into()).stack_size(PARSER_STACK).spawn(move || {
         let interrupted = move || flag.load(Ordering::Relaxed);
         let mut ctx = Ctx::new(&options, &interrupted);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            parse::parse(&bytes, filename.as_deref(), mime.as_deref(), &mut ctx)
-        }))
-        .unwrap_or_else(|_| Err(DocError::new(ErrorKind::Corrupt, "the parser failed on this document")
-            .with_hint("the file is probably damaged; re-export it from the application that made it")));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse::parse(&bytes, filename.as_deref(), mime.as_deref(), &mut ctx)))
+            .unwrap_or_else(|_| {
+                Err(DocError::new(ErrorKind::Corrupt, "the parser failed on this document")
+                    .with_hint("the file is probably damaged; re-export it from the application that made it"))
+            });
         let _ = tx.send(result);
     });
     if let Err(e) = spawned {
@@ -46,9 +46,7 @@ pub fn parse_isolated(content: &[u8], filename: Option<&str>, mime: Option<&str>
                     .with_hint("a superuser may raise docchat.parse_timeout for documents this slow to read"));
             }
             Ok(result) => return result,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(DocError::new(ErrorKind::Corrupt, "the parser stopped without a result"))
-            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(DocError::new(ErrorKind::Corrupt, "the parser stopped without a result")),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         match cancelled_at {

@@ -21,9 +21,7 @@ impl Model {
     pub fn resolve(requested: Option<&str>) -> Model {
         let fail = |e: pgrx::spi::Error| -> ! { error!("docchat: reading docchat.models failed: {e}") };
         let (name, dir, dimension, max_seq_len) = Spi::connect(|client| {
-            let row = client
-                .select("SELECT name, dir, dimension, max_seq_length FROM docchat.model_for($1)", Some(1), &[requested.into()])?
-                .first();
+            let row = client.select("SELECT name, dir, dimension, max_seq_length FROM docchat.model_for($1)", Some(1), &[requested.into()])?.first();
             Ok::<_, pgrx::spi::Error>((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<i32>(3)?, row.get::<i32>(4)?))
         })
         .unwrap_or_else(|e| fail(e));

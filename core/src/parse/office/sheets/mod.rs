@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-#[path = "xls_guard.rs"]
 mod xls_guard;
 
 /// `pkg` is the ZIP container for XLSX, `None` for XLS.
@@ -192,8 +191,7 @@ fn sheet_drawings(pkg: &mut Package) -> Result<HashMap<String, Vec<String>>> {
     let mut drawings = HashMap::new();
     for (name, id) in sheets {
         let Some(sheet) = rels.get(&id) else { continue };
-        let parts: Vec<String> =
-            pkg.rels(sheet)?.into_iter().filter(|r| r.kind == "drawing").map(|r| r.target).collect();
+        let parts: Vec<String> = pkg.rels(sheet)?.into_iter().filter(|r| r.kind == "drawing").map(|r| r.target).collect();
         if !parts.is_empty() {
             drawings.insert(name, parts);
         }

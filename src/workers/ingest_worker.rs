@@ -3,7 +3,7 @@
 //! document and by the launcher (`docchat ingest launcher`, with the server), which looks every
 //! docchat.ingest_naptime for databases whose queue has no worker, after a restart too.
 //! A worker leaves after docchat.ingest_idle_exit with nothing pending.
-use crate::api::{in_transaction, run_next_job};
+use crate::ingest::job::{in_transaction, run_next_job};
 use crate::settings;
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::prelude::*;
@@ -29,6 +29,8 @@ pub fn register_launcher() {
 /// pg_stat_activity, so a burst of calls would otherwise start workers for every call.
 static LAST_START: parking_lot::Mutex<Option<Instant>> = parking_lot::Mutex::new(None);
 const START_SPACING: Duration = Duration::from_secs(2);
+/// Marks the workers the launcher starts to look for queued documents.
+const SWEEP: &str = "sweep";
 
 /// From a session that queued a document: workers for its database, if it has too few. It runs
 /// with definer rights (docchat_ingest_async), so it counts every role's workers.
@@ -50,19 +52,21 @@ pub fn ensure_workers() {
         *last = Some(Instant::now());
     }
     for _ in running..settings::ingest_workers() as i64 {
-        if !start_worker(database) {
+        if !start_worker(database, "") {
             warning!("docchat: no background worker slot is free (max_worker_processes); the document stays queued until one is");
             break;
         }
     }
 }
 
-fn start_worker(database: pg_sys::Oid) -> bool {
+/// `extra` is SWEEP for the launcher's workers.
+fn start_worker(database: pg_sys::Oid, extra: &str) -> bool {
     BackgroundWorkerBuilder::new(WORKER_TYPE)
         .set_type(WORKER_TYPE)
         .set_library("docchat")
         .set_function("docchat_ingest_worker_main")
         .set_argument(Some(pg_sys::Datum::from(u32::from(database))))
+        .set_extra(extra)
         .enable_spi_access()
         .set_start_time(BgWorkerStartTime::RecoveryFinished)
         .set_restart_time(None)
@@ -83,8 +87,8 @@ unsafe extern "C-unwind" {
 fn attach_signals() {
     // SAFETY: standard handlers, installed before signals are unblocked.
     unsafe {
-        pg_sys::pqsignal(libc::SIGHUP as i32, Some(pg_reload_handler));
-        pg_sys::pqsignal(libc::SIGTERM as i32, Some(pg_die));
+        pg_sys::pqsignal(libc::SIGHUP, Some(pg_reload_handler));
+        pg_sys::pqsignal(libc::SIGTERM, Some(pg_die));
         pg_sys::BackgroundWorkerUnblockSignals();
     }
 }
@@ -135,7 +139,7 @@ pub extern "C-unwind" fn docchat_ingest_launcher_main(_arg: pg_sys::Datum) {
         });
         // A worker for a database without docchat, or with nothing queued, leaves at once.
         for oid in orphaned {
-            start_worker(pg_sys::Oid::from(oid));
+            start_worker(pg_sys::Oid::from(oid), SWEEP);
         }
         nap(settings::ingest_naptime());
     }
@@ -147,7 +151,11 @@ pub extern "C-unwind" fn docchat_ingest_worker_main(arg: pg_sys::Datum) {
     attach_signals();
     let database = pg_sys::Oid::from(arg.value() as u32);
     pgrx::bgworkers::BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
-    if !in_transaction(take_slot) {
+    // The launcher starts one in every database now and then: one with nothing queued leaves at
+    // once, so that many databases never hold many worker slots (parallel query needs them too).
+    // One a session started stays: the job it was started for may not be committed yet.
+    let sweep = pgrx::bgworkers::BackgroundWorker::get_extra() == SWEEP;
+    if !in_transaction(take_slot) || (sweep && in_transaction(pending_jobs) == 0) {
         return;
     }
     let mut idle_since = Instant::now();

@@ -115,7 +115,10 @@ impl Extent {
         }
         Err(DocError::new(
             ErrorKind::TooLarge,
-            format!("an XLS sheet spans {cells} cells ({} MB in memory), more than docchat.max_decompressed_size allows", cells.saturating_mul(CELL_BYTES) >> 20),
+            format!(
+                "an XLS sheet spans {cells} cells ({} MB in memory), more than docchat.max_decompressed_size allows",
+                cells.saturating_mul(CELL_BYTES) >> 20
+            ),
         )
         .with_hint("save the workbook as .xlsx (read cell by cell, without this limit) or raise docchat.max_decompressed_size"))
     }
@@ -176,7 +179,8 @@ mod tests {
 
     #[test]
     fn dimensions_are_read_like_calamine() {
-        let biff8 = |r0: u32, r1: u32, c0: u16, c1: u16| [&r0.to_le_bytes()[..], &r1.to_le_bytes(), &c0.to_le_bytes(), &c1.to_le_bytes(), &[0, 0]].concat();
+        let biff8 =
+            |r0: u32, r1: u32, c0: u16, c1: u16| [&r0.to_le_bytes()[..], &r1.to_le_bytes(), &c0.to_le_bytes(), &c1.to_le_bytes(), &[0, 0]].concat();
         assert_eq!(dimensions_cells(&biff8(0, 16, 0, 2)), 32);
         assert_eq!(dimensions_cells(&biff8(0, u32::MAX, 0, 256)), u64::from(u32::MAX) * 256);
         assert_eq!(dimensions_cells(&biff8(0, 0, 0, 0)), 1);

@@ -132,15 +132,11 @@ fn heading_styles(xml: &str) -> Result<HashMap<String, u8>> {
             Ev::Open(e) => match (local(e), current.as_mut()) {
                 ("style", _) => {
                     current = match (attr(e, "w:type").as_deref(), attr(e, "w:styleId")) {
-                        (Some("paragraph"), Some(id)) => {
-                            Some((id.clone(), Style { level: name_level(&id), based_on: None }))
-                        }
+                        (Some("paragraph"), Some(id)) => Some((id.clone(), Style { level: name_level(&id), based_on: None })),
                         _ => None,
                     }
                 }
-                ("name", Some((_, style))) => {
-                    style.level = attr(e, "w:val").and_then(|n| name_level(&n)).or(style.level)
-                }
+                ("name", Some((_, style))) => style.level = attr(e, "w:val").and_then(|n| name_level(&n)).or(style.level),
                 ("outlineLvl", Some((_, style))) => style.level = outline_level(attr(e, "w:val")),
                 ("basedOn", Some((_, style))) => style.based_on = attr(e, "w:val"),
                 _ => {}
@@ -218,10 +214,13 @@ mod tests {
     fn deletions_are_dropped_and_localized_heading_styles_found() {
         assert!(!Parsed::of("pandoc__docx_track_changes_deletion.docx").flat().contains("excessively"));
         let page = &Parsed::of("pandoc__docx_i18n_blocks.docx").pages[0];
-        assert_eq!(page.headings, vec![
-            Heading { offset: 0, level: 1, title: "This is Heading 1".into() },
-            Heading { offset: 19, level: 2, title: "This is Heading 2".into() },
-        ]);
+        assert_eq!(
+            page.headings,
+            vec![
+                Heading { offset: 0, level: 1, title: "This is Heading 1".into() },
+                Heading { offset: 19, level: 2, title: "This is Heading 2".into() },
+            ]
+        );
     }
 
     #[test]

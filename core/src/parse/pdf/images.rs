@@ -1,10 +1,6 @@
-//! OCR of scanned PDF pages from the page's own images.
-//!
-//! The images are decoded and read instead of rendering the page: there is no PDF renderer we can
-//! link from Rust on Debian and run safely inside a Postgres backend (poppler and MuPDF bring large
-//! C/C++ stacks, global state and, for MuPDF, the AGPL), while a scanned page is one full-page
-//! picture anyway, so decoding it yields the pixels a renderer would. Pages with a text layer
-//! never need any of this.
+//! A PDF page's images: found through its resources (Form XObjects included) and decoded from
+//! the file's own filters (JPEG, JPEG 2000, Flate, LZW, CCITT, raw samples) into pixels for OCR
+//! (`ocr`) or into image files for the stored pictures (`embedded_images`).
 use crate::error::{DocError, ErrorKind, Result};
 use crate::parse::ocr::{self, Pix};
 use crate::parse::Options;
@@ -14,36 +10,8 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::io::Read;
 
-/// Smaller images (in pixels) are logos, icons and rules rather than scanned text.
-const MIN_AREA: u64 = 150_000;
-/// Most images read per page; scanners that cut a page into strips stay well below it.
-const MAX_IMAGES: usize = 8;
 /// How deep Form XObjects (and the page tree, for inherited resources) are followed.
 const MAX_DEPTH: usize = 16;
-
-/// OCRs the large images of a page. `None` when the page has no image we can decode (none at
-/// all, or only JBIG2, which no library we can link decodes). Images whose data is damaged are
-/// skipped like undecodable ones; limits, cancel and missing models are errors.
-pub fn ocr_page(doc: &Document, page_id: ObjectId, options: &Options, interrupted: &dyn Fn() -> bool) -> Result<Option<String>> {
-    let mut images = Vec::new();
-    if let Some(resources) = page_resources(doc, page_id) {
-        collect_images(doc, resources, 0, &mut HashSet::new(), &mut images);
-    }
-    let mut sized: Vec<(u64, &Stream)> = images.into_iter().map(|s| (area(doc, s), s)).filter(|&(a, _)| a >= MIN_AREA).collect();
-    // Stable: equal strips keep their order in the file.
-    sized.sort_by_key(|&(a, _)| std::cmp::Reverse(a));
-    let (mut decoded, mut texts) = (false, Vec::new());
-    for (_, stream) in sized.into_iter().take(MAX_IMAGES) {
-        if let Some(pix) = decode_image(doc, stream, options)? {
-            decoded = true;
-            let text = ocr::ocr_pix(&pix, options, interrupted)?;
-            if !text.trim().is_empty() {
-                texts.push(text.trim().to_owned());
-            }
-        }
-    }
-    Ok(decoded.then(|| texts.join("\n\n")))
-}
 
 fn deref<'a>(doc: &'a Document, object: &'a Object) -> &'a Object {
     doc.dereference(object).map(|(_, o)| o).unwrap_or(object)
@@ -70,7 +38,13 @@ pub(crate) fn page_resources(doc: &Document, page_id: ObjectId) -> Option<&Dicti
 }
 
 /// Image XObjects of `resources`, including those inside Form XObjects; `seen` stops cycles.
-pub(crate) fn collect_images<'a>(doc: &'a Document, resources: &'a Dictionary, depth: usize, seen: &mut HashSet<ObjectId>, out: &mut Vec<&'a Stream>) {
+pub(crate) fn collect_images<'a>(
+    doc: &'a Document,
+    resources: &'a Dictionary,
+    depth: usize,
+    seen: &mut HashSet<ObjectId>,
+    out: &mut Vec<&'a Stream>,
+) {
     let Some(Ok(xobjects)) = get(doc, resources, b"XObject").map(Object::as_dict) else { return };
     for (_, object) in xobjects.iter() {
         let Ok(id) = object.as_reference() else { continue };
@@ -90,13 +64,13 @@ pub(crate) fn collect_images<'a>(doc: &'a Document, resources: &'a Dictionary, d
     }
 }
 
-fn area(doc: &Document, image: &Stream) -> u64 {
+pub(super) fn area(doc: &Document, image: &Stream) -> u64 {
     let side = |key: &[u8]| int(doc, Some(&image.dict), key).and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
     side(b"Width").saturating_mul(side(b"Height"))
 }
 
 /// Decodes an image XObject into a Leptonica image, `None` when we cannot.
-fn decode_image(doc: &Document, image: &Stream, options: &Options) -> Result<Option<Pix>> {
+pub(super) fn decode_image(doc: &Document, image: &Stream, options: &Options) -> Result<Option<Pix>> {
     match image_file(doc, image, options)? {
         Some((file, inverted)) => read(&file, inverted),
         None => Ok(None),
@@ -255,8 +229,8 @@ fn ccitt_tiff(doc: &Document, data: &[u8], params: Option<&Dictionary>, height: 
     // By default PDF shows coded black as black, which is TIFF's WhiteIsZero; BlackIs1 flips it.
     let photometric = u32::from(flag(b"BlackIs1"));
     let (compression, options_tag, options) = match k {
-        k if k < 0 => (4, 293, 0), // G4
-        0 if !flag(b"EndOfLine") && flag(b"EncodedByteAlign") => (2, 292, 0), // Modified Huffman, byte-aligned rows
+        k if k < 0 => (4, 293, 0),                                                       // G4
+        0 if !flag(b"EndOfLine") && flag(b"EncodedByteAlign") => (2, 292, 0),            // Modified Huffman, byte-aligned rows
         k => (3, 292, u32::from(k > 0) | if flag(b"EncodedByteAlign") { 4 } else { 0 }), // G3 1-D or 2-D
     };
     const SHORT: u16 = 3;
@@ -396,7 +370,11 @@ fn pnm(data: &[u8], w: u64, h: u64, bpc: i64, colour: &Colour) -> Option<Vec<u8>
             16 => return row[2 * i],
             _ => (row[i * bpc / 8] >> (8 - bpc - i * bpc % 8)) as u32 & max,
         };
-        if indexed { raw as u8 } else { (raw * 255 / max) as u8 }
+        if indexed {
+            raw as u8
+        } else {
+            (raw * 255 / max) as u8
+        }
     };
     let mut out = format!("{}\n{w} {rows}\n255\n", if colour.is_colour() { "P6" } else { "P5" }).into_bytes();
     let mut tuple = [0u8; 4];
@@ -413,6 +391,7 @@ fn pnm(data: &[u8], w: u64, h: u64, bpc: i64, colour: &Colour) -> Option<Vec<u8>
 
 #[cfg(test)]
 mod tests {
+    use super::super::ocr::ocr_page;
     use super::*;
     use lopdf::dictionary;
     use std::io::Write;
@@ -420,7 +399,7 @@ mod tests {
 
     fn corpus_doc(name: &str) -> Document {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pdf").join(name);
-        super::super::pdf_load::load(&std::fs::read(&path).unwrap(), None).unwrap().0
+        super::super::load::load(&std::fs::read(&path).unwrap(), None).unwrap().0
     }
 
     fn page_text(doc: &Document, page: u32) -> Result<Option<String>> {
@@ -445,18 +424,24 @@ mod tests {
     /// The pixel values of `pix`, one row after another.
     fn pixels(pix: &Pix) -> Vec<Vec<u32>> {
         (0..pix.height() as i32)
-            .map(|y| (0..pix.width() as i32).map(|x| {
-                let mut v = 0;
-                unsafe { c::pixGetPixel(pix.as_ptr(), x, y, &mut v) };
-                v
-            }).collect())
+            .map(|y| {
+                (0..pix.width() as i32)
+                    .map(|x| {
+                        let mut v = 0;
+                        unsafe { c::pixGetPixel(pix.as_ptr(), x, y, &mut v) };
+                        v
+                    })
+                    .collect()
+            })
             .collect()
     }
 
     /// 1-bit rows packed MSB first, as PDF stores them.
     fn pack(rows: &[Vec<u32>], one_is_black: bool) -> Vec<u8> {
         rows.iter()
-            .flat_map(|row| row.chunks(8).map(|bits| bits.iter().enumerate().fold(0u8, |byte, (i, &b)| byte | (u8::from((b == 1) == one_is_black) << (7 - i)))))
+            .flat_map(|row| {
+                row.chunks(8).map(|bits| bits.iter().enumerate().fold(0u8, |byte, (i, &b)| byte | (u8::from((b == 1) == one_is_black) << (7 - i))))
+            })
             .collect()
     }
 

@@ -113,14 +113,12 @@ fn form_children(doc: &Document, form: ObjectId, forms: &[ObjectId]) -> Vec<(Vec
             other => other.as_dict().ok().cloned(),
         }
     };
-    let Some(resources) = doc.get_object(form).ok().and_then(|o| o.as_stream().ok()).and_then(|s| s.dict.get(b"Resources").ok()).and_then(deref) else {
+    let Some(resources) = doc.get_object(form).ok().and_then(|o| o.as_stream().ok()).and_then(|s| s.dict.get(b"Resources").ok()).and_then(deref)
+    else {
         return Vec::new();
     };
     let Some(xobjects) = resources.get(b"XObject").ok().and_then(deref) else { return Vec::new() };
-    xobjects
-        .iter()
-        .filter_map(|(name, obj)| obj.as_reference().ok().filter(|id| forms.contains(id)).map(|id| (name.clone(), id)))
-        .collect()
+    xobjects.iter().filter_map(|(name, obj)| obj.as_reference().ok().filter(|id| forms.contains(id)).map(|id| (name.clone(), id))).collect()
 }
 
 #[cfg(test)]

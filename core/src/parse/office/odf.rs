@@ -40,13 +40,7 @@ pub(super) fn check_encrypted(pkg: &mut Package) -> Result<()> {
 /// meta.xml: the initial creator is the author; dc:creator is whoever saved it last.
 pub(super) fn meta(pkg: &mut Package, ctx: &mut Ctx) -> Result<()> {
     if let Some(xml) = pkg.read_text("meta.xml")? {
-        let fields = [
-            ("title", "title"),
-            ("initial-creator", "author"),
-            ("creator", "author"),
-            ("creation-date", "created"),
-            ("date", "modified"),
-        ];
+        let fields = [("title", "title"), ("initial-creator", "author"), ("creator", "author"), ("creation-date", "created"), ("date", "modified")];
         set_meta_fields(ctx, &xml, "meta.xml", &fields);
     }
     Ok(())
@@ -68,9 +62,7 @@ fn content_pages(xml: &str, slides: bool, ctx: &Ctx) -> Result<Vec<Page>> {
             Ev::Open(e) => match local(e) {
                 "tracked-changes" | "annotation" | "note-citation" | "sequence-decls" | "page-thumbnail" => skip = 1,
                 // Index templates (text:*-source) and shape descriptions (svg:title, svg:desc).
-                name if name.ends_with("-source") || matches!(e.name().into_inner(), "svg:title" | "svg:desc") => {
-                    skip = 1
-                }
+                name if name.ends_with("-source") || matches!(e.name().into_inner(), "svg:title" | "svg:desc") => skip = 1,
                 "p" => {
                     sink.para_break();
                     in_para += 1;
@@ -142,7 +134,11 @@ mod tests {
         let parsed = Parsed::of("tika__testODFwithOOo3.odt");
         let page = &parsed.pages[0];
         assert_eq!(page.headings, vec![Heading { offset: 0, level: 1, title: "Apache Tika Test Document".into() }]);
-        assert!(page.text.starts_with("Apache Tika Test Document\n\nThis is a rather difficult test document, with interesting features.\n\nA rectangle"), "{:?}", page.text);
+        assert!(
+            page.text.starts_with("Apache Tika Test Document\n\nThis is a rather difficult test document, with interesting features.\n\nA rectangle"),
+            "{:?}",
+            page.text
+        );
         for expected in ["First item\n\nSecond item", "Reference to the title: Apache Tika Test Document", "Solr: Various, Solr website, 2009"] {
             assert!(page.text.contains(expected), "{expected:?} missing from {:?}", page.text);
         }

@@ -8,21 +8,17 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::{Ctx, Page};
 
-#[path = "pdf_forms.rs"]
-mod pdf_forms;
-#[path = "pdf_load.rs"]
-mod pdf_load;
-pub(super) use pdf_load::load;
-#[path = "pdf_ocr.rs"]
-pub(super) mod pdf_ocr;
-#[path = "pdf_render.rs"]
-mod pdf_render;
-#[path = "pdf_safety.rs"]
-mod pdf_safety;
+mod forms;
+pub(super) mod images;
+mod load;
+pub(super) use load::load;
+mod ocr;
+mod render;
+mod safety;
 
 pub fn extract(bytes: &[u8], ctx: &mut Ctx) -> Result<Vec<Page>> {
-    let (mut doc, orphans) = pdf_load::load(bytes, ctx.options.password.as_deref())?;
-    pdf_safety::break_xobject_cycles(&mut doc);
+    let (mut doc, orphans) = load::load(bytes, ctx.options.password.as_deref())?;
+    safety::break_xobject_cycles(&mut doc);
     let page_ids: Vec<(u32, lopdf::ObjectId)> = guarded("cannot read PDF page tree", || Ok(doc.get_pages().into_iter().collect()))?;
     if page_ids.is_empty() {
         return Err(corrupt("PDF has no readable pages (damaged page tree)"));
@@ -39,7 +35,7 @@ pub fn extract(bytes: &[u8], ctx: &mut Ctx) -> Result<Vec<Page>> {
             ctx.set_meta(name, v);
         }
     }
-    let fields = pdf_forms::field_values_by_page(&doc);
+    let fields = forms::field_values_by_page(&doc);
     let mut pages = Vec::with_capacity(page_ids.len());
     let mut failed = 0;
     let mut ocr_budget = ctx.options.max_ocr_pages;
@@ -91,11 +87,11 @@ fn ocr_page(bytes: &[u8], doc: &Document, n: u32, id: lopdf::ObjectId, ctx: &Ctx
         Err(e) if e.kind == ErrorKind::Corrupt => Ok(None),
         other => other,
     };
-    let text = match soft(pdf_ocr::ocr_page(doc, id, opts, ctx.interrupted))? {
+    let text = match soft(ocr::ocr_page(doc, id, opts, ctx.interrupted))? {
         Some(t) if !t.trim().is_empty() => Some(t),
         _ => {
             let timeout = std::time::Duration::from_millis(opts.ocr_timeout_ms);
-            match pdf_render::render_page(bytes, n, opts.password.as_deref(), timeout, ctx.interrupted)? {
+            match render::render_page(bytes, n, opts.password.as_deref(), timeout, ctx.interrupted)? {
                 Some(image) => soft(super::ocr::ocr_image(&image, opts, ctx.interrupted).map(Some))?,
                 None => None,
             }
@@ -130,7 +126,15 @@ fn pdf_date(raw: &str) -> Option<String> {
         return None;
     }
     let part = |a: usize, b: usize, default: &'static str| digits.get(a..b).unwrap_or(default).to_string();
-    Some(format!("{}-{}-{}T{}:{}:{}", part(0, 4, "0000"), part(4, 6, "01"), part(6, 8, "01"), part(8, 10, "00"), part(10, 12, "00"), part(12, 14, "00")))
+    Some(format!(
+        "{}-{}-{}T{}:{}:{}",
+        part(0, 4, "0000"),
+        part(4, 6, "01"),
+        part(6, 8, "01"),
+        part(8, 10, "00"),
+        part(10, 12, "00"),
+        part(12, 14, "00")
+    ))
 }
 
 fn page_text(doc: &Document, n: u32) -> std::result::Result<String, String> {
@@ -193,7 +197,11 @@ mod tests {
             let pages = run(&corpus(file)).unwrap();
             assert_eq!(pages.len(), 1);
             // The ground truth keeps the ligatures (ﬁ, ﬀ) that docchat normalises away (NFKC).
-            assert_eq!(pages[0].text.split_whitespace().collect::<Vec<_>>(), crate::parse::normalize_whitespace(&truth).split_whitespace().collect::<Vec<_>>(), "{file}");
+            assert_eq!(
+                pages[0].text.split_whitespace().collect::<Vec<_>>(),
+                crate::parse::normalize_whitespace(&truth).split_whitespace().collect::<Vec<_>>(),
+                "{file}"
+            );
         }
     }
 

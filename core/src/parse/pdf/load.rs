@@ -21,10 +21,9 @@ fn open(bytes: &[u8], password: Option<&str>) -> Result<Document> {
         // Encrypted files are judged after decryption; others must reach at least one page.
         Ok(doc) if has_encrypt(&doc) || (doc.catalog().is_ok() && doc.page_iter().next().is_some()) => doc,
         first => {
-            let repaired = rebuild_xref(bytes).ok_or_else(|| first.err().unwrap_or_else(|| corrupt("PDF has no readable pages (damaged page tree)")))?;
-            guarded("cannot read PDF (even after rebuilding its cross-reference table)", || {
-                Document::load_mem(&repaired).map_err(|e| e.to_string())
-            })?
+            let repaired =
+                rebuild_xref(bytes).ok_or_else(|| first.err().unwrap_or_else(|| corrupt("PDF has no readable pages (damaged page tree)")))?;
+            guarded("cannot read PDF (even after rebuilding its cross-reference table)", || Document::load_mem(&repaired).map_err(|e| e.to_string()))?
         }
     };
     // lopdf decrypts on load when the empty user password works; otherwise only the
@@ -50,12 +49,8 @@ fn adopt_orphan_pages(doc: &mut Document) {
         let dict = o.as_dict().ok()?;
         dict.has(b"Linearized").then(|| dict.get(b"O").and_then(Object::as_i64).ok()).flatten()
     });
-    let mut pages: Vec<lopdf::ObjectId> = doc
-        .objects
-        .iter()
-        .filter(|(_, o)| o.as_dict().is_ok_and(|d| d.has_type(b"Page")))
-        .map(|(id, _)| *id)
-        .collect();
+    let mut pages: Vec<lopdf::ObjectId> =
+        doc.objects.iter().filter(|(_, o)| o.as_dict().is_ok_and(|d| d.has_type(b"Page"))).map(|(id, _)| *id).collect();
     pages.sort_by_key(|id| (Some(i64::from(id.0)) != first, *id));
     if pages.is_empty() || doc.catalog().is_err() {
         return;
@@ -89,10 +84,11 @@ fn decrypt_with(bytes: &[u8], encrypted: &Document, password: &str) -> Result<Do
     let encrypt = encryption_dict(encrypted);
     let source = rename_keys(rename_keys(bytes.to_vec(), b"/Encrypt"), b"/ObjStm");
     let source = source.as_slice();
-    let base = guarded("cannot read encrypted PDF", || Document::load_mem(source).map_err(|e| e.to_string()))
-        .or_else(|_| rebuild_xref(source).ok_or_else(|| corrupt("cannot read encrypted PDF")).and_then(|r| {
-            guarded("cannot read encrypted PDF", || Document::load_mem(&r).map_err(|e| e.to_string()))
-        }))?;
+    let base = guarded("cannot read encrypted PDF", || Document::load_mem(source).map_err(|e| e.to_string())).or_else(|_| {
+        rebuild_xref(source)
+            .ok_or_else(|| corrupt("cannot read encrypted PDF"))
+            .and_then(|r| guarded("cannot read encrypted PDF", || Document::load_mem(&r).map_err(|e| e.to_string())))
+    })?;
     let candidates = [password.to_string(), password.nfkc().filter(|&c| c != '\u{AD}').collect()];
     for candidate in candidates {
         let mut doc = base.clone();
@@ -152,8 +148,8 @@ fn user_password_from_owner(doc: &Document, password: &str) -> Option<Vec<u8>> {
 }
 
 const PASSWORD_PAD: [u8; 32] = [
-    0x28, 0xBF, 0x4E, 0x5E, 0x4E, 0x75, 0x8A, 0x41, 0x64, 0x00, 0x4E, 0x56, 0xFF, 0xFA, 0x01, 0x08, 0x2E, 0x2E, 0x00, 0xB6, 0xD0,
-    0x68, 0x3E, 0x80, 0x2F, 0x0C, 0xA9, 0xFE, 0x64, 0x53, 0x69, 0x7A,
+    0x28, 0xBF, 0x4E, 0x5E, 0x4E, 0x75, 0x8A, 0x41, 0x64, 0x00, 0x4E, 0x56, 0xFF, 0xFA, 0x01, 0x08, 0x2E, 0x2E, 0x00, 0xB6, 0xD0, 0x68, 0x3E, 0x80,
+    0x2F, 0x0C, 0xA9, 0xFE, 0x64, 0x53, 0x69, 0x7A,
 ];
 
 /// RC4, needed only for the password step above (lopdf keeps its own private).
@@ -259,11 +255,15 @@ fn rebuild_xref(bytes: &[u8]) -> Option<Vec<u8>> {
             .then(|| format!("{value} R"))
     };
     let root = key_ref("/Root").or_else(|| {
-        offsets.iter().rev().find(|(_, (start, _))| {
-            let end = find(&bytes[*start..], b"endobj").map_or(bytes.len(), |e| start + e);
-            let body = String::from_utf8_lossy(&bytes[*start..end.min(start + 4096)]).replace(' ', "");
-            body.contains("/Type/Catalog")
-        }).map(|(n, (_, g))| format!("{n} {g} R"))
+        offsets
+            .iter()
+            .rev()
+            .find(|(_, (start, _))| {
+                let end = find(&bytes[*start..], b"endobj").map_or(bytes.len(), |e| start + e);
+                let body = String::from_utf8_lossy(&bytes[*start..end.min(start + 4096)]).replace(' ', "");
+                body.contains("/Type/Catalog")
+            })
+            .map(|(n, (_, g))| format!("{n} {g} R"))
     })?;
     let mut out = bytes.to_vec();
     let xref_at = out.len() + 1;
@@ -342,7 +342,6 @@ fn last_trailer_dict(bytes: &[u8]) -> Option<String> {
     }
     None
 }
-
 
 #[cfg(test)]
 mod tests {

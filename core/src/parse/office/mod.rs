@@ -10,22 +10,15 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{Cursor, Read, Write};
 
-#[path = "chart.rs"]
 mod chart;
-#[path = "docx.rs"]
+pub(super) mod crypto;
 mod docx;
-#[path = "epub.rs"]
 mod epub;
-#[path = "odf.rs"]
 mod odf;
-#[path = "ods.rs"]
 mod ods;
-#[path = "pptx.rs"]
 pub(super) mod pptx;
-#[path = "sheets.rs"]
 mod sheets;
 #[cfg(test)]
-#[path = "office_testutil.rs"]
 mod testutil;
 
 pub fn extract(format: Format, bytes: &[u8], ctx: &mut Ctx) -> Result<Vec<Page>> {
@@ -73,9 +66,7 @@ impl<'a> Package<'a> {
 
     /// Part names are case-insensitive in OPC, and some writers do not keep the case.
     fn index(&self, name: &str) -> Option<usize> {
-        self.zip
-            .index_for_name(name)
-            .or_else(|| self.zip.file_names_raw().position(|n| n.eq_ignore_ascii_case(name.as_bytes())))
+        self.zip.index_for_name(name).or_else(|| self.zip.file_names_raw().position(|n| n.eq_ignore_ascii_case(name.as_bytes())))
     }
 
     /// Decompresses entry `i` into `out`, counting its bytes against the budget.
@@ -542,4 +533,3 @@ mod tests {
         }
     }
 }
-
