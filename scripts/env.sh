@@ -30,6 +30,8 @@ esac
 PG_CONFIG=$PGINSTALL/bin/pg_config
 # cargo pgrx install's features for that version.
 PG_FEATURES=(--no-default-features --features "pg$PG")
+# make run's data folder: one per major version (a data folder only opens with its own).
+RUN_DATADIR=$DOCCHAT_STATE/.pgdata$([ "$PG" = 16 ] || echo "$PG")
 ORT_LIB=$DOCCHAT_CACHE/py/onnxruntime/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION
 export PGRX_HOME=$DOCCHAT_CACHE/pgrx
 export PATH=$DOCCHAT_CACHE/cargo-pgrx/bin:$PGINSTALL/bin:$PATH

@@ -4,7 +4,7 @@
 source "$(dirname "$0")/env.sh"
 bash "$REPO/scripts/setup.sh"
 bash "$REPO/scripts/install.sh"
-datadir=$DOCCHAT_STATE/.pgdata
+datadir=$RUN_DATADIR
 bash "$REPO/scripts/cluster.sh" "$datadir" "$DOCCHAT_PORT" start
 export PGHOST=127.0.0.1 PGPORT=$DOCCHAT_PORT PGUSER=postgres
 psql -qAtX -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'docchat'" | grep -q 1 ||

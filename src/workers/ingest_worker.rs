@@ -74,6 +74,12 @@ fn start_worker(database: pg_sys::Oid, extra: &str) -> bool {
         .is_ok()
 }
 
+// PostgreSQL 18 names the backend's pqsignal pqsignal_be (a macro keeps the old name in C).
+#[cfg(not(feature = "pg18"))]
+use pg_sys::pqsignal;
+#[cfg(feature = "pg18")]
+use pg_sys::pqsignal_be as pqsignal;
+
 // The C handlers themselves (pg_sys wraps them as Rust functions, which signals cannot call).
 unsafe extern "C-unwind" {
     #[link_name = "die"]
@@ -87,8 +93,8 @@ unsafe extern "C-unwind" {
 fn attach_signals() {
     // SAFETY: standard handlers, installed before signals are unblocked.
     unsafe {
-        pg_sys::pqsignal(libc::SIGHUP, Some(pg_reload_handler));
-        pg_sys::pqsignal(libc::SIGTERM, Some(pg_die));
+        pqsignal(libc::SIGHUP, Some(pg_reload_handler));
+        pqsignal(libc::SIGTERM, Some(pg_die));
         pg_sys::BackgroundWorkerUnblockSignals();
     }
 }

@@ -8,6 +8,11 @@ WITH members AS (
     SELECT d.classid, d.objid
     FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
     WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'docchat'
+      -- PostgreSQL 18 also records the row types of tables and views and every array type as
+      -- members: implicit, so left out on every version.
+      AND NOT (d.classid = 'pg_type'::regclass AND EXISTS (
+          SELECT FROM pg_type t LEFT JOIN pg_class c ON c.oid = t.typrelid
+          WHERE t.oid = d.objid AND (t.typcategory = 'A' OR c.relkind IN ('r', 'v', 'm', 'p', 'f'))))
 ),
 funcs AS (
     SELECT p.* FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
@@ -56,6 +61,7 @@ lines(line) AS (
     UNION ALL
     SELECT format('constraint %s %s %s', co.conrelid::regclass, co.conname, pg_get_constraintdef(co.oid))
     FROM pg_constraint co JOIN rels c ON c.oid = co.conrelid
+    WHERE co.contype <> 'n'  -- PostgreSQL 18's NOT NULL constraints: the column lines say it
     UNION ALL
     SELECT format('index %s', pg_get_indexdef(i.indexrelid))
     FROM pg_index i JOIN rels c ON c.oid = i.indrelid
