@@ -119,16 +119,6 @@ AS $$
     ORDER BY 1::text
 $$;
 
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA docchat FROM PUBLIC;
-DO $$
-DECLARE
-    f regprocedure;
-BEGIN
-    FOR f IN SELECT * FROM docchat.api_functions() LOOP
-        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
-    END LOOP;
-END
-$$;
 
 -- Everything a role needs to use docchat, and nothing that lets it write a row directly:
 -- its own rows to read (vectors excepted: an index scan over them would count other owners'
@@ -175,5 +165,15 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION docchat.revoke_usage(regrole) IS 'Undoes docchat.grant_usage (the role''s rows stay)';
--- Created after the REVOKE above: admins only, too.
-REVOKE EXECUTE ON FUNCTION docchat.grant_usage(regrole), docchat.revoke_usage(regrole) FROM PUBLIC;
+
+-- Last, so that it covers every function above (grant_usage and revoke_usage included).
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA docchat FROM PUBLIC;
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT * FROM docchat.api_functions() LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;

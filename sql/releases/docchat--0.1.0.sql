@@ -804,37 +804,35 @@ AS 'MODULE_PATHNAME', 'docchat_ingest_async_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/standby.rs:5
-CREATE SCHEMA IF NOT EXISTS docchat; /* docchat::api::standby::docchat */
+-- src/api/embed.rs:5
+CREATE SCHEMA IF NOT EXISTS docchat; /* docchat::api::embed::docchat */
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/standby.rs:10
--- docchat::api::standby::docchat::refuse_writes_on_standby
-CREATE  FUNCTION docchat."refuse_writes_on_standby"(
-	"what" TEXT /* & str */
-) RETURNS void
-STRICT VOLATILE PARALLEL SAFE
+-- src/api/embed.rs:13
+-- docchat::api::embed::docchat::embed_real
+CREATE  FUNCTION docchat."embed_real"(
+	"input" TEXT, /* Option < & str > */
+	"model" TEXT /* Option < & str > */
+) RETURNS real[] /* :: std :: option :: Option < Vec < f32 > > */
+STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'refuse_writes_on_standby_wrapper';
+AS 'MODULE_PATHNAME', 'embed_real_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/search.rs:6
-CREATE SCHEMA IF NOT EXISTS docchat; /* docchat::api::search::docchat */
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/api/search.rs:11
--- docchat::api::search::docchat::search_settings
-CREATE  FUNCTION docchat."search_settings"() RETURNS TABLE (
-	"keyword_weight" double precision,  /* f64 */
-	"exact_search_limit" INT,  /* i32 */
-	"log_searches" bool  /* bool */
+-- src/api/embed.rs:22
+-- docchat::api::embed::docchat::embed_real_many
+CREATE  FUNCTION docchat."embed_real_many"(
+	"inputs" TEXT[], /* :: std :: option :: Option < Vec < Option < String > > > */
+	"model" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"ord" INT,  /* i32 */
+	"embedding" real[]  /* :: std :: option :: Option < Vec < f32 > > */
 )
-STRICT STABLE PARALLEL SAFE
+STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'search_settings_wrapper';
+AS 'MODULE_PATHNAME', 'embed_real_many_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -865,35 +863,37 @@ AS 'MODULE_PATHNAME', 'clip_text_real_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/embed.rs:5
-CREATE SCHEMA IF NOT EXISTS docchat; /* docchat::api::embed::docchat */
+-- src/api/search.rs:6
+CREATE SCHEMA IF NOT EXISTS docchat; /* docchat::api::search::docchat */
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/api/embed.rs:13
--- docchat::api::embed::docchat::embed_real
-CREATE  FUNCTION docchat."embed_real"(
-	"input" TEXT, /* Option < & str > */
-	"model" TEXT /* Option < & str > */
-) RETURNS real[] /* :: std :: option :: Option < Vec < f32 > > */
-STABLE PARALLEL SAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'embed_real_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/api/embed.rs:22
--- docchat::api::embed::docchat::embed_real_many
-CREATE  FUNCTION docchat."embed_real_many"(
-	"inputs" TEXT[], /* :: std :: option :: Option < Vec < Option < String > > > */
-	"model" TEXT /* Option < & str > */
-) RETURNS TABLE (
-	"ord" INT,  /* i32 */
-	"embedding" real[]  /* :: std :: option :: Option < Vec < f32 > > */
+-- src/api/search.rs:11
+-- docchat::api::search::docchat::search_settings
+CREATE  FUNCTION docchat."search_settings"() RETURNS TABLE (
+	"keyword_weight" double precision,  /* f64 */
+	"exact_search_limit" INT,  /* i32 */
+	"log_searches" bool  /* bool */
 )
-STABLE PARALLEL SAFE
+STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'embed_real_many_wrapper';
+AS 'MODULE_PATHNAME', 'search_settings_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/api/standby.rs:5
+CREATE SCHEMA IF NOT EXISTS docchat; /* docchat::api::standby::docchat */
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/api/standby.rs:10
+-- docchat::api::standby::docchat::refuse_writes_on_standby
+CREATE  FUNCTION docchat."refuse_writes_on_standby"(
+	"what" TEXT /* & str */
+) RETURNS void
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'refuse_writes_on_standby_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -1020,16 +1020,6 @@ AS $$
     ORDER BY 1::text
 $$;
 
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA docchat FROM PUBLIC;
-DO $$
-DECLARE
-    f regprocedure;
-BEGIN
-    FOR f IN SELECT * FROM docchat.api_functions() LOOP
-        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
-    END LOOP;
-END
-$$;
 
 -- Everything a role needs to use docchat, and nothing that lets it write a row directly:
 -- its own rows to read (vectors excepted: an index scan over them would count other owners'
@@ -1076,7 +1066,17 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION docchat.revoke_usage(regrole) IS 'Undoes docchat.grant_usage (the role''s rows stay)';
--- Created after the REVOKE above: admins only, too.
-REVOKE EXECUTE ON FUNCTION docchat.grant_usage(regrole), docchat.revoke_usage(regrole) FROM PUBLIC;
+
+-- Last, so that it covers every function above (grant_usage and revoke_usage included).
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA docchat FROM PUBLIC;
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT * FROM docchat.api_functions() LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;
 /* </end connected objects> */
 

@@ -42,7 +42,7 @@ fn docchat_health() -> JsonB {
         "query_cache": query_cache,
         // A standby serves reads; its searches are not logged (it cannot write).
         "standby": crate::pg::standby::is_standby(),
-        "searches_logged": !crate::pg::standby::is_standby() && settings::log_searches(),
+        "searches_logged": super::search::searches_logged(),
         "clip": super::clip::health(),
         "tesseract": tesseract(),
         "disk_bytes": select_one::<i64>(

@@ -11,7 +11,6 @@ use docchat_core::{DocError, ErrorKind};
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::{PgTryBuilder, Uuid};
-use serde_json::{Map, Value};
 
 /// Runs `f` in a transaction of its own (a worker is not in one between steps).
 pub fn in_transaction<R>(f: impl FnOnce() -> R) -> R {
@@ -27,22 +26,6 @@ pub fn in_transaction<R>(f: impl FnOnce() -> R) -> R {
         pg_sys::CommitTransactionCommand();
     }
     result
-}
-
-struct Job {
-    owner: String,
-    content: Vec<u8>,
-    options: Map<String, Value>,
-    model: Model,
-}
-
-impl Job {
-    fn option(&self, key: &str) -> Option<&str> {
-        self.options.get(key).and_then(Value::as_str)
-    }
-    fn option_i32(&self, key: &str) -> Option<i32> {
-        self.options.get(key).and_then(Value::as_i64).map(|v| v as i32)
-    }
 }
 
 /// Claims the next due job and runs it; false when none is due.
@@ -73,37 +56,26 @@ pub fn run_next_job() -> bool {
 }
 
 fn run(id: Uuid) -> Result<(), DocError> {
-    let Some(job) = in_transaction(|| load(id)) else { return Ok(()) };
+    // The model is resolved by SQL (docchat.model_for): in the same transaction.
+    let loaded = in_transaction(|| storage::load_job(id).map(|job| (Model::resolve(Some(&job.model)), job)));
+    let Some((model, job)) = loaded else { return Ok(()) };
     // The worker's own limits (the server's) apply, whatever the queueing session had set.
     check_size(job.content.len(), "raise docchat.max_document_size in postgresql.conf, or split the document")?;
     let parsed = parse_isolated(&job.content, job.option("filename"), job.option("mime_type"), settings::parse_options(job.option("password")))?;
     in_transaction(|| storage::job_parsed(id, parsed.pages.len() as i32));
-    let cfg = settings::chunk_config(job.option_i32("chunk_size"), job.option_i32("chunk_overlap"), job.model.max_seq_len);
+    let cfg = settings::chunk_config(job.option_i32("chunk_size"), job.option_i32("chunk_overlap"), model.max_seq_len);
     let mut report = |done: usize, total: usize| in_transaction(|| storage::job_progress(id, done, total));
-    let embedded = chunk_and_embed(
-        &parsed,
-        &job.model,
-        &cfg,
-        |texts| in_transaction(|| storage::cached_embeddings(&job.owner, &job.model.name, texts)),
-        &mut report,
-    )?;
-    let user_metadata = match job.options.get("metadata") {
-        Some(Value::Object(m)) => m.clone(),
-        _ => Map::new(),
-    };
+    let embedded =
+        chunk_and_embed(&parsed, &model, &cfg, |texts| in_transaction(|| storage::cached_embeddings(&job.owner, &model.name, texts)), &mut report)?;
+    let user_metadata = job.metadata();
     // The chunks, the document's final state and the job's end, in one transaction.
     in_transaction(|| {
         Spi::connect_mut(|client| {
             let (chunks, cached) = (embedded.chunks.len(), embedded.cached);
-            if storage::store_result(client, id, &job.model.name, &parsed, user_metadata, embedded) {
+            if storage::store_result(client, id, &model.name, &parsed, user_metadata, embedded) {
                 storage::finish_job(client, id, chunks, cached);
             }
         })
     });
     Ok(())
-}
-
-fn load(id: Uuid) -> Option<Job> {
-    let job = storage::load_job(id)?;
-    Some(Job { owner: job.owner, content: job.content, options: job.options, model: Model::resolve(Some(&job.model)) })
 }

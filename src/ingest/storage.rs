@@ -242,6 +242,24 @@ pub struct QueuedJob {
     pub owner: String,
 }
 
+impl QueuedJob {
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options.get(key).and_then(Value::as_str)
+    }
+
+    pub fn option_i32(&self, key: &str) -> Option<i32> {
+        self.options.get(key).and_then(Value::as_i64).map(|v| v as i32)
+    }
+
+    /// The caller's metadata, which the document gets besides the parser's.
+    pub fn metadata(&self) -> Map<String, Value> {
+        match self.options.get("metadata") {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        }
+    }
+}
+
 /// None when the job's document was deleted meanwhile (or is not the job owner's:
 /// claim_ingest_job skips those).
 pub fn load_job(id: Uuid) -> Option<QueuedJob> {

@@ -91,10 +91,6 @@ fn image_limits() -> Option<ImageLimits> {
     (clip_files().is_some() && max_images > 0).then(|| ImageLimits { min_side: IMAGE_MIN_SIZE.get() as u32, max_images })
 }
 
-pub fn log_searches() -> bool {
-    LOG_SEARCHES.get()
-}
-
 pub struct SearchSettings {
     pub keyword_weight: f64,
     pub exact_search_limit: i32,

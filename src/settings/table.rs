@@ -26,7 +26,7 @@ const fn def(name: &'static CStr, short: &'static CStr, long: &'static CStr, val
 }
 
 impl Def {
-    const fn unit(mut self, flags: GucFlags) -> Def {
+    const fn flags(mut self, flags: GucFlags) -> Def {
         self.flags = flags;
         self
     }
@@ -124,7 +124,7 @@ fn table() -> Vec<Def> {
             Int(&BATCH_WAIT_MS, 0, 1000),
             Sighup,
         )
-        .unit(GucFlags::UNIT_MS),
+        .flags(GucFlags::UNIT_MS),
         def(
             c"docchat.model_worker",
             c"Embed through the model worker when docchat is preloaded.",
@@ -139,7 +139,7 @@ fn table() -> Vec<Def> {
             Int(&WORKER_TIMEOUT_MS, 0, 3_600_000),
             Userset,
         )
-        .unit(GucFlags::UNIT_MS),
+        .flags(GucFlags::UNIT_MS),
         // Search.
         def(
             c"docchat.keyword_weight",
@@ -162,7 +162,7 @@ fn table() -> Vec<Def> {
             Int(&QUERY_CACHE_MS, 0, 86_400_000),
             Userset,
         )
-        .unit(GucFlags::UNIT_MS),
+        .flags(GucFlags::UNIT_MS),
         def(c"docchat.log_searches", c"Record every docchat_search call in docchat.searches.", c"", Bool(&LOG_SEARCHES), Userset),
         // The chat endpoint. The URL is superuser-only because the API key is sent to it; the
         // key is superuser-only and hidden from everyone else (SHOW, pg_settings).
@@ -181,7 +181,7 @@ fn table() -> Vec<Def> {
             Text(&CHAT_API_KEY),
             Suset,
         )
-        .unit(GucFlags::SUPERUSER_ONLY.union(GucFlags::NO_SHOW_ALL).union(GucFlags::NO_RESET_ALL)),
+        .flags(GucFlags::SUPERUSER_ONLY.union(GucFlags::NO_SHOW_ALL).union(GucFlags::NO_RESET_ALL)),
         def(
             c"docchat.chat_api_key_file",
             c"Server-side file holding the chat endpoint's API key, read at every call.",
@@ -196,7 +196,7 @@ fn table() -> Vec<Def> {
             Int(&CHAT_TIMEOUT_MS, 100, 3_600_000),
             Userset,
         )
-        .unit(GucFlags::UNIT_MS),
+        .flags(GucFlags::UNIT_MS),
         def(
             c"docchat.chat_max_tokens",
             c"Largest max_tokens a docchat_chat call may ask the endpoint for.",
@@ -218,7 +218,7 @@ fn table() -> Vec<Def> {
             Int(&CHAT_BREAKER_SECONDS, 1, 86_400),
             Suset,
         )
-        .unit(GucFlags::UNIT_S),
+        .flags(GucFlags::UNIT_S),
         // Background ingest: workers per database, how long they linger, retries of failed jobs.
         def(c"docchat.ingest_workers", c"Ingest workers per database that docchat_ingest_async may start.", c"", Int(&INGEST_WORKERS, 1, 64), Sighup),
         def(
@@ -228,7 +228,7 @@ fn table() -> Vec<Def> {
             Int(&INGEST_NAPTIME_S, 1, 86_400),
             Sighup,
         )
-        .unit(GucFlags::UNIT_S),
+        .flags(GucFlags::UNIT_S),
         def(
             c"docchat.ingest_idle_exit",
             c"An ingest worker with nothing pending for this long exits.",
@@ -236,7 +236,7 @@ fn table() -> Vec<Def> {
             Int(&INGEST_IDLE_EXIT_S, 1, 86_400),
             Sighup,
         )
-        .unit(GucFlags::UNIT_S),
+        .flags(GucFlags::UNIT_S),
         def(
             c"docchat.ingest_max_attempts",
             c"Attempts at a queued document before it is failed for good.",
@@ -251,7 +251,7 @@ fn table() -> Vec<Def> {
             Int(&INGEST_RETRY_DELAY_MS, 0, 86_400_000),
             Suset,
         )
-        .unit(GucFlags::UNIT_MS),
+        .flags(GucFlags::UNIT_MS),
         def(
             c"docchat.launcher_database",
             c"Database the ingest launcher connects to, to list the others.",
