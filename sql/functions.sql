@@ -46,9 +46,39 @@ AS $$ SELECT docchat.clip_text_real(query)::@extschema:vector@.vector(512) $$;
 COMMENT ON FUNCTION docchat_embed_image_query(text) IS
     'A description''s embedding in the pictures'' space (CLIP text, same space as docchat_embed_image), unit length; 77 tokens at most, the rest is cut';
 
+-- The caller's k pictures nearest to q: an exact scan of the owner's rows, else the HNSW index
+-- with iterative scans (pinned plan, as for chunks).
+CREATE TYPE docchat.image_hit AS (document_id uuid, image_index integer, similarity double precision);
+CREATE FUNCTION docchat.nearest_images(owner text, q @extschema:vector@.vector(512), k integer, exact boolean)
+RETURNS SETOF docchat.image_hit
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, @extschema:vector@, pg_temp
+SET hnsw.iterative_scan = relaxed_order
+SET enable_seqscan = off
+SET enable_sort = off
+AS $$
+DECLARE
+    ef_search text := coalesce(current_setting('hnsw.ef_search', true), '40');
+BEGIN
+    IF exact THEN
+        -- (i.embedding <=> q) + 0: not the index's ordering, so never an index scan among others' rows.
+        RETURN QUERY SELECT i.document_id, i.image_index, 1 - (i.embedding <=> q)
+                     FROM docchat.images i WHERE i.owner = nearest_images.owner
+                     ORDER BY (i.embedding <=> q) + 0, i.document_id, i.image_index LIMIT k;
+    ELSE
+        PERFORM set_config('hnsw.ef_search', greatest(k, 40)::text, true);
+        RETURN QUERY SELECT h.document_id, h.image_index, h.similarity
+                     FROM (SELECT i.document_id, i.image_index, 1 - (i.embedding <=> q) AS similarity
+                           FROM docchat.images i WHERE i.owner = nearest_images.owner
+                           ORDER BY i.embedding <=> q LIMIT k) h;
+        PERFORM set_config('hnsw.ef_search', ef_search, true);
+    END IF;
+END
+$$;
+
 -- Text-to-image search over the caller's pictures, logged like docchat_search (mode 'images').
--- An exact scan of the caller's own vectors: no rows of other owners can crowd them out of an
--- index scan.
+-- Up to docchat.exact_search_limit pictures an exact scan of the caller's own vectors, above it
+-- the index, falling back to the exact scan should the index yield fewer than k of the caller's.
 CREATE FUNCTION docchat_search_images(query text, k integer DEFAULT 8)
 RETURNS TABLE (document_id uuid, filename text, page integer, image_index integer, name text,
                mime_type text, width integer, height integer, similarity double precision)
@@ -58,7 +88,11 @@ SET search_path = pg_catalog, @extschema:vector@, pg_temp
 AS $$
 DECLARE
     started timestamptz := clock_timestamp();
+    me text := docchat.current_owner();
+    settings record;
     q @extschema:vector@.vector(512);
+    visible bigint;
+    hits docchat.image_hit[];
     hit record;
     n integer := 0;
     top double precision;
@@ -68,18 +102,20 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', HINT = 'describe the picture to find';
     END IF;
     PERFORM docchat.check_k('docchat_search_images', k);
+    SELECT * INTO settings FROM docchat.search_settings();
     q := docchat.clip_text_real(query)::@extschema:vector@.vector(512);
+    SELECT count(*) INTO visible
+    FROM (SELECT FROM docchat.images i WHERE i.owner = me LIMIT settings.exact_search_limit::bigint + 1) mine;
+    hits := ARRAY(SELECT h FROM docchat.nearest_images(me, q, k, visible <= settings.exact_search_limit) h);
+    IF cardinality(hits) < least(k, visible) THEN
+        hits := ARRAY(SELECT h FROM docchat.nearest_images(me, q, k, true) h);
+    END IF;
     FOR hit IN
-        WITH mine AS MATERIALIZED (
-            SELECT i.document_id, i.image_index, i.page, i.name, i.mime_type, i.width, i.height,
-                   1 - (i.embedding OPERATOR(@extschema:vector@.<=>) q) AS similarity
-            FROM docchat.images i
-            WHERE i.owner = docchat.current_owner()
-        )
-        SELECT m.document_id, d.filename, m.page, m.image_index, m.name, m.mime_type, m.width, m.height, m.similarity
-        FROM (SELECT * FROM mine ORDER BY mine.similarity DESC, mine.document_id, mine.image_index LIMIT k) m
-        JOIN docchat.documents d ON d.id = m.document_id
-        ORDER BY m.similarity DESC, m.document_id, m.image_index
+        SELECT h.document_id, d.filename, i.page, h.image_index, i.name, i.mime_type, i.width, i.height, h.similarity
+        FROM unnest(hits) h
+        JOIN docchat.images i ON i.document_id = h.document_id AND i.image_index = h.image_index
+        JOIN docchat.documents d ON d.id = h.document_id
+        ORDER BY h.similarity DESC, h.document_id, h.image_index
     LOOP
         document_id := hit.document_id; filename := hit.filename; page := hit.page; image_index := hit.image_index;
         name := hit.name; mime_type := hit.mime_type; width := hit.width; height := hit.height; similarity := hit.similarity;
@@ -87,7 +123,7 @@ BEGIN
         n := n + 1;
         top := greatest(top, hit.similarity);
     END LOOP;
-    IF (SELECT s.log_searches FROM docchat.search_settings() s) THEN
+    IF settings.log_searches THEN
         PERFORM docchat.log_search(query, 'images', 'clip', n, top, started);
     END IF;
 END
@@ -103,8 +139,9 @@ CREATE FUNCTION docchat.internal_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE
 RETURN ARRAY['claim_ingest_job', 'fail_ingest_job', 'pending_jobs', 'job_is_running', 'create_model_index',
              'notify_status', 'ingest_channel', 'refuse_writes_on_standby', 'internal_functions', 'api_functions', 'grant_usage', 'revoke_usage',
-             'filtered_documents', 'count_chunks', 'semantic_hits', 'keyword_hits', 'fused_results',
-             'log_search', 'search_settings'];
+             'filtered_documents', 'visible_chunks', 'semantic_hits', 'keyword_hits', 'fused_results',
+             'log_search', 'search_settings', 'fts_length', 'bm25_score', 'count_search_terms', 'rebuild_search_stats',
+             'nearest_images'];
 
 -- The functions a user may call: docchat's own, in its two schemas, but the internal ones.
 CREATE FUNCTION docchat.api_functions() RETURNS SETOF regprocedure

@@ -1,4 +1,4 @@
--- docchat schema, version 0.1.0. Tables live in schema docchat; the SQL API (docchat_*)
+-- docchat schema. Tables live in schema docchat; the SQL API (docchat_*)
 -- lives in the extension's schema so PostgREST exposes it as /rpc/docchat_*.
 CREATE SCHEMA IF NOT EXISTS docchat;
 
@@ -129,12 +129,128 @@ CREATE INDEX chunks_owner_model_text_idx ON docchat.chunks (owner, model, md5(co
 CREATE INDEX chunks_owner_idx ON docchat.chunks (owner);
 CREATE INDEX chunks_fts_idx ON docchat.chunks USING gin (fts);
 
+-- Keyword search's BM25 statistics, per owner, model and text search configuration: how many
+-- chunks, their length in lexeme occurrences, and per lexeme how many chunks hold it. Kept
+-- exact by the triggers below on every insert, update and delete of chunks (a restore's COPY
+-- included), so they are not dumped; docchat.rebuild_search_stats() recomputes them. Users
+-- hold no privilege on them: another owner's vocabulary is nobody's business.
+CREATE FUNCTION docchat.fts_length(fts tsvector) RETURNS integer
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'fts_length_wrapper';
+CREATE FUNCTION docchat.bm25_score(fts tsvector, lexemes text[], idf double precision[], avg_terms double precision,
+                                   k1 double precision, b double precision) RETURNS double precision
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'bm25_score_wrapper';
+
+CREATE SEQUENCE docchat.corpus_stats_id_seq;
+CREATE TABLE docchat.corpus_stats (
+    id        bigint NOT NULL UNIQUE DEFAULT nextval('docchat.corpus_stats_id_seq'),
+    owner     text NOT NULL,
+    model     text NOT NULL,
+    ts_config text NOT NULL,
+    n_chunks  bigint NOT NULL CHECK (n_chunks >= 0),
+    n_terms   bigint NOT NULL CHECK (n_terms >= 0),
+    PRIMARY KEY (owner, model, ts_config)
+);
+CREATE TABLE docchat.lexeme_stats (
+    corpus   bigint NOT NULL REFERENCES docchat.corpus_stats (id) ON DELETE CASCADE,
+    lexeme   text NOT NULL,
+    n_chunks bigint NOT NULL CHECK (n_chunks >= 0),  -- document frequency; rows reaching 0 are deleted
+    PRIMARY KEY (corpus, lexeme)
+);
+ALTER TABLE docchat.corpus_stats ENABLE ROW LEVEL SECURITY;
+ALTER TABLE docchat.corpus_stats FORCE ROW LEVEL SECURITY;
+ALTER TABLE docchat.lexeme_stats ENABLE ROW LEVEL SECURITY;
+ALTER TABLE docchat.lexeme_stats FORCE ROW LEVEL SECURITY;
+
+-- Counts the statement's new chunks in and its old ones out. Each corpus row is written before
+-- its lexemes, so transactions writing one owner's corpus queue on that row instead of
+-- deadlocking on lexemes; counts never go below zero, and lexemes that reach it are deleted.
+CREATE FUNCTION docchat.count_search_terms() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER  -- writes tables users cannot; reads only the statement's own rows
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    emptied bigint[];
+    gone text[];
+BEGIN
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        UPDATE docchat.corpus_stats s
+        SET n_chunks = greatest(s.n_chunks - o.n_chunks, 0), n_terms = greatest(s.n_terms - o.n_terms, 0)
+        FROM (SELECT c.owner, c.model, c.ts_config, count(*) AS n_chunks, sum(docchat.fts_length(c.fts)) AS n_terms
+              FROM old_chunks c GROUP BY 1, 2, 3) o
+        WHERE (s.owner, s.model, s.ts_config) = (o.owner, o.model, o.ts_config);
+        -- A statement cannot update and delete one row: the emptied ones are deleted next.
+        WITH counted AS (
+            UPDATE docchat.lexeme_stats l SET n_chunks = greatest(l.n_chunks - o.n_chunks, 0)
+            FROM (SELECT s.id AS corpus, t.lexeme, count(*) AS n_chunks
+                  FROM old_chunks c
+                  JOIN docchat.corpus_stats s ON (s.owner, s.model, s.ts_config) = (c.owner, c.model, c.ts_config),
+                       unnest(c.fts) t
+                  GROUP BY 1, 2) o
+            WHERE l.corpus = o.corpus AND l.lexeme = o.lexeme
+            RETURNING l.corpus, l.lexeme, l.n_chunks)
+        SELECT array_agg(counted.corpus), array_agg(counted.lexeme) INTO emptied, gone
+        FROM counted WHERE counted.n_chunks = 0;
+        DELETE FROM docchat.lexeme_stats l USING unnest(emptied, gone) e(corpus, lexeme)
+        WHERE l.corpus = e.corpus AND l.lexeme = e.lexeme;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO docchat.corpus_stats AS s (owner, model, ts_config, n_chunks, n_terms)
+        SELECT c.owner, c.model, c.ts_config, count(*), sum(docchat.fts_length(c.fts))
+        FROM new_chunks c GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (owner, model, ts_config)
+        DO UPDATE SET n_chunks = s.n_chunks + excluded.n_chunks, n_terms = s.n_terms + excluded.n_terms;
+        INSERT INTO docchat.lexeme_stats AS l (corpus, lexeme, n_chunks)
+        SELECT s.id, t.lexeme, count(*)
+        FROM new_chunks c
+        JOIN docchat.corpus_stats s ON (s.owner, s.model, s.ts_config) = (c.owner, c.model, c.ts_config),
+             unnest(c.fts) t
+        GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (corpus, lexeme) DO UPDATE SET n_chunks = l.n_chunks + excluded.n_chunks;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- For an admin, after anything that writes chunks without firing triggers (a logical
+-- replication apply, session_replication_role = replica).
+CREATE FUNCTION docchat.rebuild_search_stats() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    LOCK TABLE docchat.chunks IN SHARE MODE;  -- no chunk is written meanwhile
+    DELETE FROM docchat.lexeme_stats;
+    DELETE FROM docchat.corpus_stats;
+    INSERT INTO docchat.corpus_stats (owner, model, ts_config, n_chunks, n_terms)
+    SELECT c.owner, c.model, c.ts_config, count(*), sum(docchat.fts_length(c.fts))
+    FROM docchat.chunks c GROUP BY 1, 2, 3;
+    INSERT INTO docchat.lexeme_stats (corpus, lexeme, n_chunks)
+    SELECT s.id, t.lexeme, count(*)
+    FROM docchat.chunks c
+    JOIN docchat.corpus_stats s ON (s.owner, s.model, s.ts_config) = (c.owner, c.model, c.ts_config),
+         unnest(c.fts) t
+    GROUP BY 1, 2;
+END
+$$;
+COMMENT ON FUNCTION docchat.rebuild_search_stats() IS
+    'Recomputes keyword search''s BM25 statistics from the chunks (after writes that fired no triggers)';
+
 -- One row per (owner, model, content) ever ingested, locked by each ingest of those bytes until
 -- its transaction ends, so that two of them cannot both store a document. Users hold no
 -- privilege on it: unlike an advisory lock, nobody can take these to make an ingest wait.
 CREATE TABLE docchat.ingest_locks (
     key bytea PRIMARY KEY  -- sha256 of owner, model and the content's sha256
 );
+
+CREATE TRIGGER chunks_counted_in AFTER INSERT ON docchat.chunks
+    REFERENCING NEW TABLE AS new_chunks FOR EACH STATEMENT EXECUTE FUNCTION docchat.count_search_terms();
+CREATE TRIGGER chunks_counted_out AFTER DELETE ON docchat.chunks
+    REFERENCING OLD TABLE AS old_chunks FOR EACH STATEMENT EXECUTE FUNCTION docchat.count_search_terms();
+CREATE TRIGGER chunks_counted_again AFTER UPDATE ON docchat.chunks
+    REFERENCING OLD TABLE AS old_chunks NEW TABLE AS new_chunks FOR EACH STATEMENT EXECUTE FUNCTION docchat.count_search_terms();
 
 CREATE TRIGGER models_index AFTER INSERT ON docchat.models
     FOR EACH ROW EXECUTE FUNCTION docchat.create_model_index();
@@ -167,6 +283,8 @@ CREATE TABLE docchat.images (
     PRIMARY KEY (document_id, image_index)
 );
 CREATE INDEX images_owner_idx ON docchat.images (owner);
+-- For owners with more pictures than docchat.exact_search_limit (smaller ones are scanned exactly).
+CREATE INDEX images_hnsw_idx ON docchat.images USING hnsw (embedding @extschema:vector@.vector_cosine_ops);
 
 -- A plain sequence, not an identity: pg_dump keeps an extension sequence's position only when it
 -- is registered as configuration, and an identity's sequence cannot be.

@@ -77,33 +77,34 @@ RETURN CASE WHEN filter IS NOT NULL AND filter <> '{}' THEN
      WHERE d.owner = filtered_documents.owner AND d.model = filtered_documents.model AND docchat.filter_matches(d, filter))
 END;
 
--- How many of the owner's chunks of the model (in the documents, if given) there are, counting
--- at most up_to. Planned for the actual owner (EXECUTE): the owner index for a small owner, a
--- sequential scan for a large one.
-CREATE FUNCTION docchat.count_chunks(owner text, model text, documents uuid[], up_to bigint) RETURNS bigint
-LANGUAGE plpgsql STABLE
-AS $$
-DECLARE
-    n bigint;
-BEGIN
-    EXECUTE 'SELECT count(*) FROM (SELECT FROM docchat.chunks c
-             WHERE c.owner = $1 AND c.model = $2 AND ($3 IS NULL OR c.document_id = ANY ($3)) LIMIT $4) mine'
-        INTO n USING owner, model, documents, up_to;
-    RETURN n;
-END
-$$;
+-- How many of the owner's chunks of the model (in the documents, if given) there are, exactly
+-- and without reading them: from the keyword statistics, or the documents' chunk counts.
+CREATE FUNCTION docchat.visible_chunks(owner text, model text, documents uuid[]) RETURNS bigint
+LANGUAGE sql STABLE
+RETURN CASE WHEN documents IS NULL THEN
+    (SELECT coalesce(sum(s.n_chunks), 0) FROM docchat.corpus_stats s
+     WHERE s.owner = visible_chunks.owner AND s.model = visible_chunks.model)
+ELSE
+    (SELECT coalesce(sum(d.n_chunks), 0) FROM docchat.documents d
+     WHERE d.id = ANY (visible_chunks.documents) AND d.owner = visible_chunks.owner AND d.model = visible_chunks.model)
+END;
 
 -- The depth nearest chunks by cosine similarity. exact: a scan of the owner's rows (not the
 -- index's expression, no cast to the dimension), so other owners' rows never crowd the caller's
--- out; else the model's HNSW index with iterative scans.
+-- out; else the model's HNSW index with iterative scans. The caller chose from exact counts, so
+-- the plan must not rest on the planner's estimates (stale for an owner that grew fast): no
+-- sequential scans and no sorts where the index can order.
 CREATE FUNCTION docchat.semantic_hits(owner text, m docchat.models, documents uuid[], q @extschema:vector@.vector,
                                       depth integer, exact boolean) RETURNS docchat.search_hit[]
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, @extschema:vector@, pg_temp
 SET hnsw.iterative_scan = relaxed_order
+SET enable_seqscan = off
+SET enable_sort = off
 AS $$
 DECLARE
     hits docchat.search_hit[];
+    ef_search text;
 BEGIN
     IF exact THEN
         EXECUTE 'SELECT coalesce(array_agg(ROW(h.document_id, h.chunk_index, h.score)::docchat.search_hit
@@ -116,6 +117,8 @@ BEGIN
             INTO hits USING owner, m.name, documents, q, depth;
         RETURN hits;
     END IF;
+    -- Put back before returning: set_config's local value would otherwise last the transaction.
+    ef_search := coalesce(current_setting('hnsw.ef_search', true), '40');
     PERFORM set_config('hnsw.ef_search', greatest(depth, 40)::text, true);
     -- The model's name and dimension are spelled out so the planner matches its partial index.
     EXECUTE format($query$
@@ -128,40 +131,50 @@ BEGIN
               LIMIT $2) h
         $query$, m.dimension, m.name)
         INTO hits USING q, depth, documents, owner;
+    PERFORM set_config('hnsw.ef_search', ef_search, true);
     RETURN hits;
 END
 $$;
 
--- The depth best chunks for the query's lexemes: the sum over them of idf x ts_rank's saturating
--- term frequency (with document-length normalisation), idf over the owner's n_chunks chunks.
-CREATE FUNCTION docchat.keyword_hits(owner text, model text, documents uuid[], query text, n_chunks bigint,
-                                     depth integer) RETURNS docchat.search_hit[]
+-- The depth best chunks for the query by BM25 (k1, b) over the owner's chunks of the model, with
+-- the owner's corpus statistics: idf from the number of chunks holding each lexeme, length in
+-- lexeme occurrences against the mean, per text search configuration. A caller with few chunks
+-- has them read through the owner index; a larger one, the chunks holding a query lexeme
+-- through the text index. Chosen from exact counts, so plain index scans and sequential scans
+-- (what a stale estimate picks) are off.
+CREATE FUNCTION docchat.keyword_hits(owner text, model text, documents uuid[], query text, scan_owner boolean,
+                                     depth integer, k1 double precision, b double precision) RETURNS docchat.search_hit[]
 LANGUAGE plpgsql STABLE
+SET enable_seqscan = off
+SET enable_indexscan = off
 AS $$
 DECLARE
     hits docchat.search_hit[];
 BEGIN
-    EXECUTE $query$
+    EXECUTE format($query$
         WITH terms AS (
-            -- the query's lexemes under each configuration the owner's documents use
-            SELECT l.ts_config, t.lexeme, docchat.quote_lexeme(t.lexeme)::tsquery AS tsq
-            FROM (SELECT DISTINCT d.ts_config FROM docchat.documents d
-                  WHERE d.owner = $1 AND d.model = $2 AND ($3 IS NULL OR d.id = ANY ($3))) l,
-                 unnest(docchat.to_fts(l.ts_config, $4)) t),
-        hits AS (
-            SELECT c.document_id, c.chunk_index, ts_rank(c.fts, t.tsq, 1) AS tf,
-                   count(*) OVER (PARTITION BY t.ts_config, t.lexeme) AS df
-            FROM terms t JOIN docchat.chunks c ON c.fts @@ t.tsq AND c.ts_config = t.ts_config
-            WHERE c.owner = $1 AND c.model = $2 AND ($3 IS NULL OR c.document_id = ANY ($3)))
+            SELECT s.ts_config, s.n_terms::float8 / s.n_chunks AS avg_terms, l.lexeme,
+                   ln(1 + (s.n_chunks - l.n_chunks + 0.5)::float8 / (l.n_chunks + 0.5)) AS idf
+            FROM docchat.corpus_stats s
+            CROSS JOIN LATERAL (SELECT DISTINCT t.lexeme FROM unnest(docchat.to_fts(s.ts_config, $4)) t) q
+            JOIN docchat.lexeme_stats l ON l.corpus = s.id AND l.lexeme = q.lexeme
+            WHERE s.owner = $1 AND s.model = $2 AND s.n_chunks > 0),
+        queries AS (
+            SELECT ts_config, avg_terms, array_agg(lexeme) AS lexemes, array_agg(idf) AS idf,
+                   string_agg(docchat.quote_lexeme(lexeme), ' | ')::tsquery AS tsq
+            FROM terms GROUP BY ts_config, avg_terms)
         SELECT coalesce(array_agg(ROW(h.document_id, h.chunk_index, h.score)::docchat.search_hit
                                   ORDER BY h.score DESC, h.document_id, h.chunk_index), '{}')
-        FROM (SELECT hits.document_id, hits.chunk_index,
-                     sum(hits.tf::float8 * ln(1 + ($5 - hits.df + 0.5)::float8 / (hits.df + 0.5))) AS score
-              FROM hits GROUP BY hits.document_id, hits.chunk_index
-              ORDER BY score DESC, hits.document_id, hits.chunk_index
-              LIMIT $6) h
-        $query$
-        INTO hits USING owner, model, documents, query, n_chunks, depth;
+        FROM (SELECT c.document_id, c.chunk_index, docchat.bm25_score(c.fts, q.lexemes, q.idf, q.avg_terms, $5, $6) AS score
+              FROM queries q
+              JOIN docchat.chunks c ON %s AND c.ts_config = q.ts_config
+              WHERE c.owner = $1 AND c.model = $2 AND ($3 IS NULL OR c.document_id = ANY ($3))
+              ORDER BY score DESC, c.document_id, c.chunk_index
+              LIMIT $7) h
+        $query$,
+        -- IS TRUE hides the match from the text index.
+        CASE WHEN scan_owner THEN '(c.fts @@ q.tsq) IS TRUE' ELSE 'c.fts @@ q.tsq' END)
+        INTO hits USING owner, model, documents, query, k1, b, depth;
     RETURN hits;
 END
 $$;
@@ -214,11 +227,13 @@ AS $$
     VALUES (left($1, 2000), $2, $3, $4, $5, clock_timestamp() - $6)
 $$;
 
--- Best chunks first. mode 'semantic' ranks by cosine similarity, 'keyword' by a BM25-like score,
+-- Best chunks first. mode 'semantic' ranks by cosine similarity, 'keyword' by BM25,
 -- 'hybrid' by reciprocal rank fusion of both sides' top lists (docchat.keyword_weight).
 -- Only the caller's own chunks are searched: it runs with definer rights (row-level security does
 -- not apply), so every query filters by the caller's owner explicitly. When the caller has few
--- chunks of the model (docchat.exact_search_limit) the semantic side scans them exactly.
+-- chunks of the model (docchat.exact_search_limit) both sides read them through the owner
+-- index, the semantic side exactly; else the indexes, and the semantic side falls back to an
+-- exact scan when the HNSW index yields fewer than min(depth, chunks) of the caller's.
 CREATE FUNCTION docchat_search(query text, k integer DEFAULT 8, threshold double precision DEFAULT 0.3,
                                model text DEFAULT NULL, mode text DEFAULT 'hybrid', filter jsonb DEFAULT NULL)
 RETURNS TABLE (document_id uuid, filename text, page integer, chunk_index integer, char_start integer,
@@ -247,14 +262,17 @@ BEGIN
     ids := docchat.filtered_documents(me, m.name, filter);
     -- Hybrid fuses deeper lists than it returns.
     depth := CASE WHEN mode = 'hybrid' THEN greatest(k, 100) ELSE k END;
-    -- The keyword side's idf needs every chunk; the semantic side only whether they are more than the limit.
-    visible := docchat.count_chunks(me, m.name, ids, CASE WHEN mode = 'semantic' THEN settings.exact_search_limit + 1 END);
+    visible := docchat.visible_chunks(me, m.name, ids);
     IF mode <> 'keyword' THEN
         q := @extschema@.docchat_embed(query, m.name);
         semantic := docchat.semantic_hits(me, m, ids, q, depth, visible <= settings.exact_search_limit);
+        IF cardinality(semantic) < least(depth, visible) AND visible > settings.exact_search_limit THEN
+            semantic := docchat.semantic_hits(me, m, ids, q, depth, true);
+        END IF;
     END IF;
     IF mode <> 'semantic' THEN
-        keyword := docchat.keyword_hits(me, m.name, ids, query, visible, depth);
+        keyword := docchat.keyword_hits(me, m.name, ids, query, visible <= settings.exact_search_limit, depth,
+                                        settings.bm25_k1, settings.bm25_b);
     END IF;
     RETURN QUERY SELECT * FROM docchat.fused_results(semantic, keyword, q, query, mode, settings.keyword_weight, threshold, k);
     GET DIAGNOSTICS n = ROW_COUNT;

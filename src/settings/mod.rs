@@ -28,11 +28,14 @@ static DEVICE: GucSetting<DeviceSetting> = GucSetting::<DeviceSetting>::new(Devi
 static WORKER_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 static MAX_BATCH: GucSetting<i32> = GucSetting::<i32>::new(32);
 static BATCH_WAIT_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
+static BATCH_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(512);
 static MODEL_WORKER: GucSetting<bool> = GucSetting::<bool>::new(true);
 static WORKER_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
 // Read by docchat_search (SQL) through docchat.search_settings().
 static KEYWORD_WEIGHT: GucSetting<f64> = GucSetting::<f64>::new(1.0);
 static EXACT_SEARCH_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static BM25_K1: GucSetting<f64> = GucSetting::<f64>::new(1.2);
+static BM25_B: GucSetting<f64> = GucSetting::<f64>::new(0.75);
 static LOG_SEARCHES: GucSetting<bool> = GucSetting::<bool>::new(true);
 static QUERY_CACHE_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 static INGEST_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
@@ -95,10 +98,18 @@ pub struct SearchSettings {
     pub keyword_weight: f64,
     pub exact_search_limit: i32,
     pub log_searches: bool,
+    pub bm25_k1: f64,
+    pub bm25_b: f64,
 }
 
 pub fn search() -> SearchSettings {
-    SearchSettings { keyword_weight: KEYWORD_WEIGHT.get(), exact_search_limit: EXACT_SEARCH_LIMIT.get(), log_searches: LOG_SEARCHES.get() }
+    SearchSettings {
+        keyword_weight: KEYWORD_WEIGHT.get(),
+        exact_search_limit: EXACT_SEARCH_LIMIT.get(),
+        log_searches: LOG_SEARCHES.get(),
+        bm25_k1: BM25_K1.get(),
+        bm25_b: BM25_B.get(),
+    }
 }
 
 pub fn query_cache_window() -> std::time::Duration {
@@ -194,7 +205,11 @@ pub fn worker_run_options() -> RunOptions {
 }
 
 pub fn batch_config() -> BatchConfig {
-    BatchConfig { max_batch: MAX_BATCH.get() as usize, max_wait: std::time::Duration::from_millis(BATCH_WAIT_MS.get() as u64) }
+    BatchConfig {
+        max_batch: MAX_BATCH.get() as usize,
+        max_wait: std::time::Duration::from_millis(BATCH_WAIT_MS.get() as u64),
+        max_tokens: BATCH_TOKENS.get() as usize,
+    }
 }
 
 pub fn use_worker() -> bool {

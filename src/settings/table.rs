@@ -126,6 +126,13 @@ fn table() -> Vec<Def> {
         )
         .flags(GucFlags::UNIT_MS),
         def(
+            c"docchat.batch_tokens",
+            c"Most padded tokens (texts times the longest) the model worker embeds in one run (0: no cap).",
+            c"A search query waits for at most the run in progress; this keeps that run short while documents are embedded.",
+            Int(&BATCH_TOKENS, 0, 1_000_000),
+            Sighup,
+        ),
+        def(
             c"docchat.model_worker",
             c"Embed through the model worker when docchat is preloaded.",
             c"off: every session loads its own copy of the model.",
@@ -155,6 +162,14 @@ fn table() -> Vec<Def> {
             Int(&EXACT_SEARCH_LIMIT, 0, 10_000_000),
             Userset,
         ),
+        def(
+            c"docchat.bm25_k1",
+            c"BM25 term-frequency saturation of keyword search.",
+            c"0: a term counts once however often it occurs.",
+            Real(&BM25_K1, 0.0, 10.0),
+            Userset,
+        ),
+        def(c"docchat.bm25_b", c"BM25 length normalisation of keyword search (0: none, 1: full).", c"", Real(&BM25_B, 0.0, 1.0), Userset),
         def(
             c"docchat.query_cache_window",
             c"A session reuses the vector of a query it embedded this recently (0: never).",

@@ -76,6 +76,7 @@ pub extern "C-unwind" fn docchat_model_worker_main(_arg: pg_sys::Datum) {
             "threads": run.threads,
             "max_batch": batch.max_batch,
             "batch_wait_ms": batch.max_wait.as_millis() as u64,
+            "batch_tokens": batch.max_tokens,
             "runtime_library": runtime.display().to_string(),
         });
     };

@@ -1,6 +1,8 @@
 //! Dynamic batching: requests from every connection land in one queue; the batcher thread owns
 //! the models and fills each ONNX run with texts from as many waiting requests as fit, taking
-//! them round-robin so one long request cannot starve short queries behind it.
+//! them round-robin so one long request cannot starve short queries behind it. A run is also
+//! capped in padded tokens, and single-text requests (search queries) run ahead of the rest, so
+//! a query waits for at most the one run in progress, which the cap keeps short.
 use super::stats::Stats;
 use super::wire::{Input, ModelKey};
 use crate::error::{DocError, ErrorKind, Result};
@@ -37,6 +39,9 @@ pub struct BatchConfig {
     /// How long a lone request waits for company. 0: never wait; requests that arrive while a
     /// batch runs are batched together anyway.
     pub max_wait: Duration,
+    /// Most padded tokens (texts × the longest) in one run; 0: no cap. Bounds how long a query
+    /// arriving during a run waits for it to end.
+    pub max_tokens: usize,
 }
 
 struct Active<I> {
@@ -84,7 +89,7 @@ impl<M: BatchModel, L: FnMut(&ModelKey) -> Result<M>> Batcher<M, L> {
                 }
             }
             if !self.active.is_empty() {
-                self.step(cfg.max_batch.max(1));
+                self.step(cfg.max_batch.max(1), cfg.max_tokens);
             }
         }
     }
@@ -126,21 +131,29 @@ impl<M: BatchModel, L: FnMut(&ModelKey) -> Result<M>> Batcher<M, L> {
         });
     }
 
-    /// One ONNX run for the oldest request's model, filled round-robin from every request for it.
-    fn step(&mut self, max_batch: usize) {
+    /// One ONNX run for the oldest request's model. Waiting single-text requests (queries) go
+    /// first and alone; otherwise the run is filled round-robin from every request for the model,
+    /// up to max_batch texts and max_tokens padded tokens (always at least one text).
+    fn step(&mut self, max_batch: usize, max_tokens: usize) {
         let model_key = self.active[0].model.clone();
+        let queries_wait = self.active.iter().any(|a| a.model == model_key && a.order.len() == 1 && a.taken == 0);
         let mut picks: Vec<(usize, usize)> = Vec::with_capacity(max_batch);
+        let mut longest = 0;
         'fill: loop {
             let mut took = false;
-            for (ai, a) in self.active.iter_mut().enumerate().filter(|(_, a)| a.model == model_key) {
-                if picks.len() == max_batch {
+            for (ai, a) in self.active.iter_mut().enumerate().filter(|(_, a)| a.model == model_key && (!queries_wait || a.order.len() == 1)) {
+                if a.taken == a.order.len() {
+                    continue;
+                }
+                let cost = M::cost(&a.items[a.order[a.taken]]);
+                let padded = (picks.len() + 1) * longest.max(cost);
+                if picks.len() == max_batch || (!picks.is_empty() && max_tokens > 0 && padded > max_tokens) {
                     break 'fill;
                 }
-                if a.taken < a.order.len() {
-                    picks.push((ai, a.order[a.taken]));
-                    a.taken += 1;
-                    took = true;
-                }
+                picks.push((ai, a.order[a.taken]));
+                longest = longest.max(cost);
+                a.taken += 1;
+                took = true;
             }
             if !took {
                 break;
@@ -245,7 +258,7 @@ mod tests {
 
     fn batcher(max_batch: usize, runs: &Arc<Mutex<Vec<Vec<String>>>>) -> Batcher<Lengths, impl FnMut(&ModelKey) -> Result<Lengths>> {
         let runs = runs.clone();
-        let cfg = Arc::new(Mutex::new(BatchConfig { max_batch, max_wait: Duration::ZERO }));
+        let cfg = Arc::new(Mutex::new(BatchConfig { max_batch, max_wait: Duration::ZERO, max_tokens: 0 }));
         let load = move |key: &ModelKey| {
             if key.dir == "missing" {
                 Err(DocError::new(ErrorKind::ModelUnavailable, "no such model"))
@@ -261,29 +274,58 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_requests_share_runs_and_get_their_own_answers_in_order() {
+    fn queries_run_first_then_requests_share_runs_round_robin_and_get_their_own_answers_in_order() {
         let runs = Arc::new(Mutex::new(Vec::new()));
         let mut b = batcher(4, &runs);
         let (long, long_rx) = job("m", &["aaaaa", "a", "aaa", "aaaaaaa", "aa", "aaaaaa"]);
+        let (other, other_rx) = job("m", &["ddd", "dd"]);
         let (q1, q1_rx) = job("m", &["bbbb"]);
         let (q2, q2_rx) = job("m", &["cccccccc"]);
-        for j in [long, q1, q2] {
+        for j in [long, other, q1, q2] {
             b.stats.texts_queued(j.inputs.len());
             b.admit(j);
         }
-        b.step(4);
-        // Round-robin: the long request's cheapest text, then each query, then the long one again.
-        assert_eq!(runs.lock()[0], vec!["a", "bbbb", "cccccccc", "aa"]);
+        // The single-text requests go first, on their own.
+        b.step(4, 0);
+        assert_eq!(runs.lock()[0], vec!["bbbb", "cccccccc"]);
         assert_eq!(vectors(&q1_rx), vec![4.0]);
         assert_eq!(vectors(&q2_rx), vec![8.0]);
+        // Then round-robin, each request's cheapest texts first.
+        b.step(4, 0);
+        assert_eq!(runs.lock()[1], vec!["a", "dd", "aa", "ddd"]);
+        assert_eq!(vectors(&other_rx), vec![3.0, 2.0], "answers in the caller's order");
         assert!(long_rx.try_recv().is_err(), "the long request is not done yet");
-        b.step(4);
-        assert_eq!(runs.lock()[1], vec!["aaa", "aaaaa", "aaaaaa", "aaaaaaa"]);
+        // A query that arrives meanwhile runs next, ahead of the rest of the long request.
+        let (q3, q3_rx) = job("m", &["e"]);
+        b.stats.texts_queued(1);
+        b.admit(q3);
+        b.step(4, 0);
+        assert_eq!(runs.lock()[2], vec!["e"]);
+        assert_eq!(vectors(&q3_rx), vec![1.0]);
+        b.step(4, 0);
+        assert_eq!(runs.lock()[3], vec!["aaa", "aaaaa", "aaaaaa", "aaaaaaa"]);
         assert_eq!(vectors(&long_rx), vec![5.0, 1.0, 3.0, 7.0, 2.0, 6.0], "answers in the caller's order");
         assert!(b.active.is_empty());
-        assert_eq!(b.stats.to_json(serde_json::Value::Null)["queue_depth"], 0);
         let j = b.stats.to_json(serde_json::Value::Null);
-        assert_eq!((j["batches"].as_u64(), j["texts"].as_u64(), j["requests"].as_u64()), (Some(2), Some(8), Some(3)));
+        assert_eq!(j["queue_depth"], 0);
+        assert_eq!((j["batches"].as_u64(), j["texts"].as_u64(), j["requests"].as_u64()), (Some(4), Some(11), Some(5)));
+    }
+
+    #[test]
+    fn runs_stay_within_the_padded_token_cap_but_always_take_one_text() {
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let mut b = batcher(32, &runs);
+        let (j, rx) = job("m", &["xxxx", "xxxx", "yyyyyyyyyyyy", "xxxx", "x"]);
+        b.admit(j);
+        // Padded cost is texts x the longest: "x" and "xxxx" make 2 x 4 = 8; a third would make 12.
+        b.step(32, 10);
+        assert_eq!(runs.lock()[0], vec!["x", "xxxx"]);
+        b.step(32, 10);
+        assert_eq!(runs.lock()[1], vec!["xxxx", "xxxx"]);
+        // Longer than the cap on its own: it still runs.
+        b.step(32, 10);
+        assert_eq!(runs.lock()[2], vec!["yyyyyyyyyyyy"]);
+        assert_eq!(vectors(&rx), vec![4.0, 4.0, 12.0, 4.0, 1.0]);
     }
 
     #[test]
@@ -303,15 +345,15 @@ mod tests {
         assert_eq!(bad_rx.try_recv().unwrap().unwrap_err().message, "cannot tokenize");
         assert_eq!(empty_rx.try_recv().unwrap().unwrap(), Vec::<Vec<f32>>::new());
         // The oldest request is for model n: its run holds only model n's texts.
-        b.step(8);
+        b.step(8, 0);
         assert_eq!(vectors(&other_rx), vec![2.0]);
         // A panicking run fails the requests in it, and the model is reloaded for the next.
-        b.step(8);
+        b.step(8, 0);
         assert!(crash_rx.try_recv().unwrap().unwrap_err().message.contains("panicked"));
         assert!(ok_rx.try_recv().unwrap().is_err());
         let (again, again_rx) = job("m", &["fine"]);
         b.admit(again);
-        b.step(8);
+        b.step(8, 0);
         assert_eq!(vectors(&again_rx), vec![4.0]);
     }
 

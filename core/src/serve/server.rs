@@ -127,7 +127,7 @@ mod tests {
 
     fn serve(dir: &Path) -> Server {
         let load = |key: &ModelKey| WorkerModel::load(key, &files().runtime, RunOptions::default());
-        start(&dir.join("s.sock"), BatchConfig { max_batch: 8, max_wait: Duration::ZERO }, Arc::default(), load).unwrap()
+        start(&dir.join("s.sock"), BatchConfig { max_batch: 8, max_wait: Duration::ZERO, max_tokens: 0 }, Arc::default(), load).unwrap()
     }
 
     fn model() -> ModelKey {
