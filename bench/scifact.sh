@@ -18,7 +18,8 @@ bash scripts/cluster.sh "$datadir" "$port" start
 trap 'bash scripts/cluster.sh "$datadir" 0 stop' EXIT
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres DOCCHAT_TEST_PORT=$port DOCCHAT_BENCH_DB=scifact
 # A new build of docchat gets a new database: the ingest is redone with the extension it measures.
-build=$(sha1sum "$("$PG_CONFIG" --pkglibdir)/docchat.so" "$("$PG_CONFIG" --sharedir)/extension/docchat--0.1.0.sql" | sha1sum | cut -c1-12)
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+build=$(sha1sum "$("$PG_CONFIG" --pkglibdir)/docchat.so" "$("$PG_CONFIG" --sharedir)/extension/docchat--$version.sql" | sha1sum | cut -c1-12)
 if [ "$(psql -qAtX -d postgres -c "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'scifact'")" != "$build" ]; then
   psql -qAtX -d postgres -c "DROP DATABASE IF EXISTS scifact WITH (FORCE)" -c "CREATE DATABASE scifact" \
     -c "COMMENT ON DATABASE scifact IS '$build'"

@@ -1,4 +1,5 @@
--- docchat 0.1.0 -> 0.2.0: keyword search by BM25 over exact per-owner statistics, search plans
+-- docchat 0.1.0 -> 0.2.0: keyword search by BM25 over exact per-owner statistics, hybrid search by
+-- the weighted mean of both sides' scaled scores, search plans
 -- that do not rest on the planner's estimates, an index for pictures, queries first in the
 -- model worker (library only).
 -- Keyword search's BM25 statistics, per owner, model and text search configuration: how many
@@ -35,7 +36,7 @@ ALTER TABLE docchat.corpus_stats FORCE ROW LEVEL SECURITY;
 ALTER TABLE docchat.lexeme_stats ENABLE ROW LEVEL SECURITY;
 ALTER TABLE docchat.lexeme_stats FORCE ROW LEVEL SECURITY;
 
--- Counts the statement's new chunks in and its old ones out. Each corpus row is written before
+-- Counts the statement's new chunks in and its old ones out (all of them on TRUNCATE). Each corpus row is written before
 -- its lexemes, so transactions writing one owner's corpus queue on that row instead of
 -- deadlocking on lexemes; counts never go below zero, and lexemes that reach it are deleted.
 CREATE FUNCTION docchat.count_search_terms() RETURNS trigger
@@ -47,6 +48,10 @@ DECLARE
     emptied bigint[];
     gone text[];
 BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM docchat.lexeme_stats;
+        DELETE FROM docchat.corpus_stats;
+    END IF;
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         UPDATE docchat.corpus_stats s
         SET n_chunks = greatest(s.n_chunks - o.n_chunks, 0), n_terms = greatest(s.n_terms - o.n_terms, 0)
@@ -116,6 +121,8 @@ CREATE TRIGGER chunks_counted_out AFTER DELETE ON docchat.chunks
     REFERENCING OLD TABLE AS old_chunks FOR EACH STATEMENT EXECUTE FUNCTION docchat.count_search_terms();
 CREATE TRIGGER chunks_counted_again AFTER UPDATE ON docchat.chunks
     REFERENCING OLD TABLE AS old_chunks NEW TABLE AS new_chunks FOR EACH STATEMENT EXECUTE FUNCTION docchat.count_search_terms();
+CREATE TRIGGER chunks_truncated AFTER TRUNCATE ON docchat.chunks
+    FOR EACH STATEMENT EXECUTE FUNCTION docchat.count_search_terms();
 
 -- The chunks stored under 0.1.0, counted.
 SELECT docchat.rebuild_search_stats();
@@ -238,6 +245,51 @@ BEGIN
         INTO hits USING owner, model, documents, query, k1, b, depth;
     RETURN hits;
 END
+$$;
+
+-- Both sides' hits as docchat_search's rows, best first: the semantic or keyword score alone, or
+-- their weighted mean after each side's scores are scaled to 0..1 between its best and its
+-- 100th (so the same whatever k; a chunk one side did not find gets 0 there). On SciFact this beats reciprocal rank fusion
+-- (bench/RESULTS.md). threshold drops chunks below that cosine similarity unless the keyword
+-- side found them.
+CREATE OR REPLACE FUNCTION docchat.fused_results(semantic docchat.search_hit[], keyword docchat.search_hit[],
+                                      q @extschema:vector@.vector, query text, mode text,
+                                      keyword_weight double precision, threshold double precision, k integer)
+RETURNS TABLE (document_id uuid, filename text, page integer, chunk_index integer, char_start integer,
+               char_end integer, n_tokens integer, content text, snippet text, score double precision,
+               similarity double precision, keyword_score double precision, metadata jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, @extschema:vector@, pg_temp
+AS $$
+    WITH s AS (SELECT h.document_id, h.chunk_index, h.score,
+                      coalesce(greatest(h.score - min(h.score) FILTER (WHERE h.rank <= 100) OVER (), 0)
+                               / nullif(max(h.score) OVER () - min(h.score) FILTER (WHERE h.rank <= 100) OVER (), 0), 1) AS scaled
+               FROM unnest($1) WITH ORDINALITY h(document_id, chunk_index, score, rank)),
+    kw AS (SELECT h.document_id, h.chunk_index, h.score,
+                  coalesce(greatest(h.score - min(h.score) FILTER (WHERE h.rank <= 100) OVER (), 0)
+                           / nullif(max(h.score) OVER () - min(h.score) FILTER (WHERE h.rank <= 100) OVER (), 0), 1) AS scaled
+           FROM unnest($2) WITH ORDINALITY h(document_id, chunk_index, score, rank)),
+    -- MATERIALIZED: its keys are then plain columns, which row-level security lets the primary-key
+    -- lookups use (a COALESCE over the full join is not leakproof, so it would force full scans).
+    fused AS MATERIALIZED (
+        SELECT coalesce(s.document_id, kw.document_id) AS document_id,
+               coalesce(s.chunk_index, kw.chunk_index) AS chunk_index,
+               s.score AS similarity, kw.score AS keyword_score,
+               CASE $5 WHEN 'semantic' THEN s.score
+                       WHEN 'keyword' THEN kw.score
+                       ELSE (coalesce(s.scaled, 0) + $6 * coalesce(kw.scaled, 0)) / (1 + $6) END AS score
+        FROM s FULL JOIN kw ON kw.document_id = s.document_id AND kw.chunk_index = s.chunk_index)
+    SELECT f.document_id, d.filename, c.page, f.chunk_index, c.char_start, c.char_end, c.n_tokens, c.content,
+           coalesce(ts_headline(c.ts_config::regconfig, c.content, docchat.any_lexeme_query(c.ts_config, $4),
+                                'MaxWords=35, MinWords=15, MaxFragments=2'),
+                    left(c.content, 200)),
+           f.score::float8, coalesce(f.similarity, 1 - (c.embedding <=> $3)), f.keyword_score, d.metadata
+    FROM fused f
+    JOIN docchat.chunks c ON c.document_id = f.document_id AND c.chunk_index = f.chunk_index
+    JOIN docchat.documents d ON d.id = f.document_id
+    WHERE f.keyword_score IS NOT NULL OR coalesce(f.similarity, 1 - (c.embedding <=> $3)) >= $7
+    ORDER BY f.score DESC, f.document_id, f.chunk_index
+    LIMIT $8
 $$;
 
 -- Best chunks first. mode 'semantic' ranks by cosine similarity, 'keyword' by BM25,

@@ -163,7 +163,7 @@ ALTER TABLE docchat.corpus_stats FORCE ROW LEVEL SECURITY;
 ALTER TABLE docchat.lexeme_stats ENABLE ROW LEVEL SECURITY;
 ALTER TABLE docchat.lexeme_stats FORCE ROW LEVEL SECURITY;
 
--- Counts the statement's new chunks in and its old ones out. Each corpus row is written before
+-- Counts the statement's new chunks in and its old ones out (all of them on TRUNCATE). Each corpus row is written before
 -- its lexemes, so transactions writing one owner's corpus queue on that row instead of
 -- deadlocking on lexemes; counts never go below zero, and lexemes that reach it are deleted.
 CREATE FUNCTION docchat.count_search_terms() RETURNS trigger
@@ -175,6 +175,10 @@ DECLARE
     emptied bigint[];
     gone text[];
 BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM docchat.lexeme_stats;
+        DELETE FROM docchat.corpus_stats;
+    END IF;
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         UPDATE docchat.corpus_stats s
         SET n_chunks = greatest(s.n_chunks - o.n_chunks, 0), n_terms = greatest(s.n_terms - o.n_terms, 0)
@@ -251,6 +255,8 @@ CREATE TRIGGER chunks_counted_out AFTER DELETE ON docchat.chunks
     REFERENCING OLD TABLE AS old_chunks FOR EACH STATEMENT EXECUTE FUNCTION docchat.count_search_terms();
 CREATE TRIGGER chunks_counted_again AFTER UPDATE ON docchat.chunks
     REFERENCING OLD TABLE AS old_chunks NEW TABLE AS new_chunks FOR EACH STATEMENT EXECUTE FUNCTION docchat.count_search_terms();
+CREATE TRIGGER chunks_truncated AFTER TRUNCATE ON docchat.chunks
+    FOR EACH STATEMENT EXECUTE FUNCTION docchat.count_search_terms();
 
 CREATE TRIGGER models_index AFTER INSERT ON docchat.models
     FOR EACH ROW EXECUTE FUNCTION docchat.create_model_index();

@@ -180,8 +180,10 @@ END
 $$;
 
 -- Both sides' hits as docchat_search's rows, best first: the semantic or keyword score alone, or
--- reciprocal rank fusion (k = 60) with the keyword side weighted. threshold drops chunks below
--- that cosine similarity unless the keyword side found them.
+-- their weighted mean after each side's scores are scaled to 0..1 between its best and its
+-- 100th (so the same whatever k; a chunk one side did not find gets 0 there). On SciFact this beats reciprocal rank fusion
+-- (bench/RESULTS.md). threshold drops chunks below that cosine similarity unless the keyword
+-- side found them.
 CREATE FUNCTION docchat.fused_results(semantic docchat.search_hit[], keyword docchat.search_hit[],
                                       q @extschema:vector@.vector, query text, mode text,
                                       keyword_weight double precision, threshold double precision, k integer)
@@ -191,9 +193,13 @@ RETURNS TABLE (document_id uuid, filename text, page integer, chunk_index intege
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, @extschema:vector@, pg_temp
 AS $$
-    WITH s AS (SELECT h.document_id, h.chunk_index, h.score, h.rank
+    WITH s AS (SELECT h.document_id, h.chunk_index, h.score,
+                      coalesce(greatest(h.score - min(h.score) FILTER (WHERE h.rank <= 100) OVER (), 0)
+                               / nullif(max(h.score) OVER () - min(h.score) FILTER (WHERE h.rank <= 100) OVER (), 0), 1) AS scaled
                FROM unnest($1) WITH ORDINALITY h(document_id, chunk_index, score, rank)),
-    kw AS (SELECT h.document_id, h.chunk_index, h.score, h.rank
+    kw AS (SELECT h.document_id, h.chunk_index, h.score,
+                  coalesce(greatest(h.score - min(h.score) FILTER (WHERE h.rank <= 100) OVER (), 0)
+                           / nullif(max(h.score) OVER () - min(h.score) FILTER (WHERE h.rank <= 100) OVER (), 0), 1) AS scaled
            FROM unnest($2) WITH ORDINALITY h(document_id, chunk_index, score, rank)),
     -- MATERIALIZED: its keys are then plain columns, which row-level security lets the primary-key
     -- lookups use (a COALESCE over the full join is not leakproof, so it would force full scans).
@@ -203,7 +209,7 @@ AS $$
                s.score AS similarity, kw.score AS keyword_score,
                CASE $5 WHEN 'semantic' THEN s.score
                        WHEN 'keyword' THEN kw.score
-                       ELSE coalesce(1.0 / (60 + s.rank), 0) + $6 * coalesce(1.0 / (60 + kw.rank), 0) END AS score
+                       ELSE (coalesce(s.scaled, 0) + $6 * coalesce(kw.scaled, 0)) / (1 + $6) END AS score
         FROM s FULL JOIN kw ON kw.document_id = s.document_id AND kw.chunk_index = s.chunk_index)
     SELECT f.document_id, d.filename, c.page, f.chunk_index, c.char_start, c.char_end, c.n_tokens, c.content,
            coalesce(ts_headline(c.ts_config::regconfig, c.content, docchat.any_lexeme_query(c.ts_config, $4),
@@ -228,7 +234,7 @@ AS $$
 $$;
 
 -- Best chunks first. mode 'semantic' ranks by cosine similarity, 'keyword' by BM25,
--- 'hybrid' by reciprocal rank fusion of both sides' top lists (docchat.keyword_weight).
+-- 'hybrid' by the weighted mean of both sides' scaled scores (docchat.keyword_weight).
 -- Only the caller's own chunks are searched: it runs with definer rights (row-level security does
 -- not apply), so every query filters by the caller's owner explicitly. When the caller has few
 -- chunks of the model (docchat.exact_search_limit) both sides read them through the owner

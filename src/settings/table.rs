@@ -150,7 +150,7 @@ fn table() -> Vec<Def> {
         // Search.
         def(
             c"docchat.keyword_weight",
-            c"Weight of the keyword side in hybrid search's reciprocal rank fusion (the semantic side has 1).",
+            c"Weight of the keyword side in hybrid search (the semantic side has 1): the score is the weighted mean of both sides' scores, each scaled to 0..1 over its hits.",
             c"",
             Real(&KEYWORD_WEIGHT, 0.0, 100.0),
             Userset,

@@ -74,7 +74,8 @@ fn a_released_versions_script_installs_its_frozen_catalog() {
 /// Documents stored under an old release, searched before and after the update.
 fn store_and_search(c: &mut Client) -> Vec<(String, i32, f64)> {
     let search = |c: &mut Client| -> Vec<(String, i32, f64)> {
-        c.query("SELECT filename, chunk_index, score FROM docchat_search('when does the ferry leave', 5, -1)", &[])
+        // Semantic: what ranks the stored vectors (a release may rank keywords and fuse differently).
+        c.query("SELECT filename, chunk_index, score FROM docchat_search('when does the ferry leave', 5, -1, mode => 'semantic')", &[])
             .unwrap()
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -106,6 +107,13 @@ fn every_release_upgrades_to_a_fresh_install_keeping_its_documents() {
         let got = catalog(&mut c);
         assert!(got == fresh_catalog, "{old} upgraded to {version} is not a fresh {version}:\n{}", difference(&got, &fresh_catalog));
         let after = store_and_search(&mut c);
+        let keyword: Vec<String> = c
+            .query("SELECT filename FROM docchat_search('when does the ferry leave', 5, -1, mode => 'keyword')", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(keyword, ["ferry.txt"], "{old} -> {version}: the keyword side knows the old chunks");
         assert_eq!(c.query_one("SELECT count(*) FROM docchat.documents", &[]).unwrap().get::<_, i64>(0), documents);
         assert_eq!(before.len(), after.len());
         for (b, a) in before.iter().zip(&after) {
