@@ -22,7 +22,7 @@ trap 'bash scripts/cluster.sh "$datadir" 0 stop' EXIT
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres DOCCHAT_TEST_PORT=$port
 # A new build gets a new database (the sentences' vectors are kept in the old one otherwise).
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-if [ "$(psql -qAtX -d postgres -c "SELECT extversion FROM pg_extension" -d scale 2>/dev/null | head -1)" != "$version" ]; then
+if [ "$(psql -qAtX -d scale -c "SELECT extversion FROM pg_extension WHERE extname = 'docchat'" 2>/dev/null)" != "$version" ]; then
   psql -qAtX -d postgres -c "DROP DATABASE IF EXISTS scale WITH (FORCE)" -c "CREATE DATABASE scale"
   psql -qAtX -d scale -c "CREATE EXTENSION docchat CASCADE" 2>/dev/null
 fi
