@@ -4,7 +4,6 @@
 //! the default model or as JWT claims), with the other owner large enough (12,000 chunks) that
 //! the index paths are taken. Chat context is held to the same.
 use docchat_tests::*;
-use postgres::Client;
 use std::collections::HashSet;
 
 const DB: &str = "t_search_scope";
