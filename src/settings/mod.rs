@@ -28,7 +28,7 @@ static DEVICE: GucSetting<DeviceSetting> = GucSetting::<DeviceSetting>::new(Devi
 static WORKER_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 static MAX_BATCH: GucSetting<i32> = GucSetting::<i32>::new(32);
 static BATCH_WAIT_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
-static BATCH_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(512);
+static BATCH_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(0);
 static MODEL_WORKER: GucSetting<bool> = GucSetting::<bool>::new(true);
 static WORKER_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
 // Read by docchat_search (SQL) through docchat.search_settings().
