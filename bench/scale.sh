@@ -17,14 +17,24 @@ layouts=("$@")
 port=${DOCCHAT_SCALE_PORT:-5437}
 datadir=$DOCCHAT_STATE/.pgscale
 cargo build --release -q -p docchat-tests --example scale
+# Sized as a server holding this many chunks would be: the heap and the indexes in memory
+# (about 5 GB per million chunks).
+export DOCCHAT_CLUSTER_CONF=${DOCCHAT_CLUSTER_CONF:-"shared_buffers = '6GB'"}
 bash scripts/cluster.sh "$datadir" "$port" start
 trap 'bash scripts/cluster.sh "$datadir" 0 stop' EXIT
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres DOCCHAT_TEST_PORT=$port
-# A new build gets a new database (the sentences' vectors are kept in the old one otherwise).
+# A new install of the extension (its script's checksum) gets a new database, keeping the
+# sentences' vectors, which take minutes to embed.
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-if [ "$(psql -qAtX -d scale -c "SELECT extversion FROM pg_extension WHERE extname = 'docchat'" 2>/dev/null)" != "$version" ]; then
+build=$(md5sum < "$($PG_CONFIG --sharedir)/extension/docchat--$version.sql" | cut -c1-32)
+if [ "$(psql -qAtX -d scale -c "SELECT key FROM bench_build" 2>/dev/null)" != "$build" ]; then
+  sentences=$DOCCHAT_CACHE/scale-sentences.sql
+  psql -qAtX -d scale -c "SELECT 1 FROM bench_sentences LIMIT 1" >/dev/null 2>&1 \
+    && pg_dump -d scale -t bench_sentences --no-owner > "$sentences"
   psql -qAtX -d postgres -c "DROP DATABASE IF EXISTS scale WITH (FORCE)" -c "CREATE DATABASE scale"
   psql -qAtX -d scale -c "CREATE EXTENSION docchat CASCADE" 2>/dev/null
+  [ -s "$sentences" ] && psql -qX -d scale -f "$sentences" >/dev/null && rm -f "$sentences"
+  psql -qAtX -d scale -c "CREATE TABLE bench_build AS SELECT '$build'::text AS key"
 fi
 lscpu | sed -n 's/^Model name: *//p'
 for layout in "${layouts[@]}"; do

@@ -2,6 +2,7 @@
 # cluster.sh DATADIR PORT start|stop|restart [PRIMARY_PORT]: a local cluster with docchat
 # preloaded, listening on 127.0.0.1 only, superuser postgres, trusted local connections (a dev
 # cluster). With PRIMARY_PORT, a new DATADIR is made a streaming hot standby of that cluster.
+# DOCCHAT_CLUSTER_CONF: more postgresql.conf lines (bench/scale.sh sizes shared_buffers).
 source "$(dirname "$0")/env.sh"
 datadir=$(realpath -m "$1") port=$2 action=$3 primary=${4:-}
 if [ "$action" = stop ]; then
@@ -31,6 +32,7 @@ unix_socket_directories = ''
 shared_preload_libraries = 'docchat'
 max_worker_processes = 64
 logging_collector = off
+${DOCCHAT_CLUSTER_CONF:-}
 CONF
 if [ -f "$datadir/standby.signal" ]; then
   primary_port=${primary:-$(sed -n "s/^# primary port //p" "$datadir/primary.port" 2>/dev/null)}

@@ -66,7 +66,7 @@ BEGIN
                      FROM docchat.images i WHERE i.owner = nearest_images.owner
                      ORDER BY (i.embedding <=> q) + 0, i.document_id, i.image_index LIMIT k;
     ELSE
-        PERFORM set_config('hnsw.ef_search', greatest(k, 40)::text, true);
+        PERFORM docchat.widen_ef_search(k);
         RETURN QUERY SELECT h.document_id, h.image_index, h.similarity
                      FROM (SELECT i.document_id, i.image_index, 1 - (i.embedding <=> q) AS similarity
                            FROM docchat.images i WHERE i.owner = nearest_images.owner
@@ -139,7 +139,7 @@ CREATE FUNCTION docchat.internal_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE
 RETURN ARRAY['claim_ingest_job', 'fail_ingest_job', 'pending_jobs', 'job_is_running', 'create_model_index',
              'notify_status', 'ingest_channel', 'refuse_writes_on_standby', 'internal_functions', 'api_functions', 'grant_usage', 'revoke_usage',
-             'filtered_documents', 'visible_chunks', 'semantic_hits', 'keyword_hits', 'fused_results',
+             'filtered_documents', 'visible_chunks', 'widen_ef_search', 'semantic_hits', 'query_terms', 'bm25_hits', 'keyword_hits', 'fused_results',
              'log_search', 'search_settings', 'fts_length', 'bm25_score', 'count_search_terms', 'rebuild_search_stats',
              'nearest_images'];
 

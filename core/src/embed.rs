@@ -246,7 +246,8 @@ fn build_session(env: &ort::environment::Environment, runtime_library: &Path, mo
             .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
             .map_err(|e| unavailable("CUDA execution provider for", runtime_library, e))?;
     }
-    builder.commit_from_file(model).map_err(fail)
+    // Its thread pools start here and inherit this thread's signal mask (crate::threads).
+    crate::threads::with_signals_blocked(|| builder.commit_from_file(model)).map_err(fail)
 }
 
 /// The onnxruntime-gpu build ships its CUDA provider as a library beside the runtime.

@@ -10,5 +10,6 @@ pub mod error;
 pub mod owner;
 pub mod parse;
 pub mod serve;
+pub mod threads;
 
 pub use error::{DocError, ErrorKind};

@@ -132,12 +132,10 @@ fn endpoint(s: &ChatSettings) -> Result<(Endpoint, String), DocError> {
 
 fn complete_interruptibly(endpoint: Endpoint, body: Value) -> Result<Completion, DocError> {
     let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("docchat-chat".into())
-        .spawn(move || {
-            let _ = tx.send(chat::complete(&endpoint, &body));
-        })
-        .map_err(|e| DocError::new(ErrorKind::ChatFailed, format!("cannot start the chat request thread: {e}")))?;
+    docchat_core::threads::spawn(std::thread::Builder::new().name("docchat-chat".into()), move || {
+        let _ = tx.send(chat::complete(&endpoint, &body));
+    })
+    .map_err(|e| DocError::new(ErrorKind::ChatFailed, format!("cannot start the chat request thread: {e}")))?;
     loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(result) => return result,

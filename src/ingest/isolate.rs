@@ -22,7 +22,7 @@ pub fn parse_isolated(content: &[u8], filename: Option<&str>, mime: Option<&str>
     let (tx, rx) = mpsc::channel();
     let (bytes, filename, mime) = (content.to_vec(), filename.map(str::to_owned), mime.map(str::to_owned));
     let flag = cancel.clone();
-    let spawned = std::thread::Builder::new().name("docchat-parse".into()).stack_size(PARSER_STACK).spawn(move || {
+    let spawned = docchat_core::threads::spawn(std::thread::Builder::new().name("docchat-parse".into()).stack_size(PARSER_STACK), move || {
         let interrupted = move || flag.load(Ordering::Relaxed);
         let mut ctx = Ctx::new(&options, &interrupted);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse::parse(&bytes, filename.as_deref(), mime.as_deref(), &mut ctx)))

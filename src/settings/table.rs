@@ -128,7 +128,7 @@ fn table() -> Vec<Def> {
         def(
             c"docchat.batch_tokens",
             c"Most padded tokens (texts times the longest) the model worker embeds in one run (0: no cap).",
-            c"A search query waits for at most the run in progress; this keeps that run short while documents are embedded.",
+            c"Search queries have a lane of their own; this keeps the ingest lane's runs short.",
             Int(&BATCH_TOKENS, 0, 1_000_000),
             Sighup,
         ),

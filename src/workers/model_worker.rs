@@ -2,8 +2,9 @@
 //! every session over a Unix socket in the data directory, batching concurrent requests.
 //! Postgres is only touched from this process's main thread; the serving threads are plain Rust.
 use crate::settings;
+use docchat_core::embed::RunOptions;
 use docchat_core::serve::models::WorkerModel;
-use docchat_core::serve::server;
+use docchat_core::serve::server::{self, Lane};
 use docchat_core::serve::stats::{LoadedModel, Stats};
 use docchat_core::serve::wire::ModelKey;
 use docchat_core::serve::SOCKET;
@@ -55,9 +56,14 @@ pub extern "C-unwind" fn docchat_model_worker_main(_arg: pg_sys::Datum) {
     let stats = Arc::new(Stats::default());
     let load = {
         let (runtime, stats) = (runtime.clone(), stats.clone());
-        move |key: &ModelKey| {
+        move |key: &ModelKey, lane: Lane| {
             let started = Instant::now();
-            let model = WorkerModel::load(key, &runtime, run)?;
+            // One thread for queries: one text needs no more, and it leaves the rest to ingests.
+            let opts = match lane {
+                Lane::Queries => RunOptions { threads: 1, ..run },
+                Lane::Bulk => run,
+            };
+            let model = WorkerModel::load(key, &runtime, opts)?;
             stats.model_loaded(LoadedModel {
                 dir: key.dir.clone(),
                 dimension: model.dimension(),
@@ -74,6 +80,7 @@ pub extern "C-unwind" fn docchat_model_worker_main(_arg: pg_sys::Datum) {
         *server.info.lock() = json!({
             "device_setting": format!("{:?}", run.device).to_lowercase(),
             "threads": run.threads,
+            "query_threads": 1,
             "max_batch": batch.max_batch,
             "batch_wait_ms": batch.max_wait.as_millis() as u64,
             "batch_tokens": batch.max_tokens,

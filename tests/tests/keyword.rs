@@ -108,3 +108,52 @@ fn statistics_stay_exact_and_scores_are_bm25() {
     assert_eq!(sqlstate(&ben.batch_execute("SELECT docchat.rebuild_search_stats()").unwrap_err()), "42501");
     assert_eq!(sqlstate(&ben.batch_execute("SELECT * FROM docchat.lexeme_stats").unwrap_err()), "42501");
 }
+
+/// The text index path reads the rarest terms' chunks first and skips the commoner terms'
+/// (MaxScore) when their bounds cannot reach the depth-th score: its results must be exactly
+/// those of scoring every chunk, for real abstracts and real questions (SciFact), at keyword
+/// search's depth (k) and at hybrid's (100).
+#[test]
+fn pruned_keyword_search_returns_exactly_the_full_ranking() {
+    let mut admin = fresh_db("t_keyword_pruned");
+    create_role(&mut admin, "kw_many", true);
+    let mut user = connect("t_keyword_pruned", "kw_many");
+    let read = |name: &str| -> Vec<String> {
+        String::from_utf8(read_shared(&format!("corpus/retrieval/scifact/{name}")))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| format!("{} {}", v.get("title").and_then(|t| t.as_str()).unwrap_or(""), v["text"].as_str().unwrap()))
+            .collect()
+    };
+    let abstracts: Vec<String> = read("corpus.jsonl").into_iter().take(3000).collect();
+    admin
+        .execute(
+            "WITH d AS (INSERT INTO docchat.documents (id, owner, filename, mime_type, size, sha256, model, ts_config, n_chunks)
+                        VALUES ('00000000-0000-0000-0000-0000000000ab', 'kw_many', 'scifact.txt', 'text/plain', 0, '',
+                                'all-MiniLM-L6-v2', 'pg_catalog.english', cardinality($1::text[])) RETURNING id)
+             INSERT INTO docchat.chunks (document_id, chunk_index, owner, content, char_start, char_end, n_tokens, model, embedding, ts_config)
+             SELECT d.id, a.i - 1, 'kw_many', a.text, 0, length(a.text), 1, 'all-MiniLM-L6-v2',
+                    array_fill(0.05, ARRAY[384])::vector, 'pg_catalog.english'
+             FROM d, unnest($1::text[]) WITH ORDINALITY a(text, i)",
+            &[&abstracts],
+        )
+        .unwrap();
+    let mut queries: Vec<String> = read("queries.jsonl").into_iter().take(60).collect();
+    // One common term, common terms only, a rare term among common ones, a term no chunk holds.
+    queries.extend(["cells", "the role of cells in patients with disease", "cells patients mitochondria", "zzzqqq cells"].map(String::from));
+    let ranking = |c: &mut Client, q: &str, k: i32, limit: &str| -> Vec<(String, i32, f64)> {
+        c.batch_execute(&format!("SET docchat.exact_search_limit = {limit}")).unwrap();
+        scores(c, "SELECT document_id::text, chunk_index, score FROM docchat_search($1, $2, -1, mode => 'keyword')", &[&q, &k])
+    };
+    let mut nonempty = 0;
+    for q in &queries {
+        for k in [8, 100] {
+            let full = ranking(&mut user, q, k, "10000000");
+            let pruned = ranking(&mut user, q, k, "0");
+            assert_eq!(pruned, full, "{q:?} k={k}");
+            nonempty += !full.is_empty() as usize;
+        }
+    }
+    assert!(nonempty >= 2 * 62, "{nonempty} non-empty rankings");
+}

@@ -108,6 +108,12 @@ fn no_argument_filter_model_or_setting_returns_another_owners_row() {
             assert!(!context["prompt"].as_str().unwrap().contains("victim's"), "{setting}; {filter}: {context}");
         }
     }
+    // The wider candidate list a search sets does not outlast it.
+    caller.batch_execute("RESET ALL; SET docchat.exact_search_limit = 0; SET hnsw.ef_search = 7").unwrap();
+    for mode in ["semantic", "hybrid"] {
+        caller.query("SELECT * FROM docchat_search('owls', 8, -1, mode => $1)", &[&mode]).unwrap();
+        assert_eq!(caller.query_one("SHOW hnsw.ef_search", &[]).unwrap().get::<_, String>(0), "7", "{mode}");
+    }
     // The searches did find the caller's own rows (the test would pass vacuously otherwise).
     assert!(rows > searches, "{rows} rows over {searches} searches");
     eprintln!("{searches} searches, {rows} rows, none another owner's");

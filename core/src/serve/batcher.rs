@@ -1,8 +1,7 @@
 //! Dynamic batching: requests from every connection land in one queue; the batcher thread owns
 //! the models and fills each ONNX run with texts from as many waiting requests as fit, taking
-//! them round-robin so one long request cannot starve short queries behind it. A run is also
-//! capped in padded tokens, and single-text requests (search queries) run ahead of the rest, so
-//! a query waits for at most the one run in progress, which the cap keeps short.
+//! them round-robin so one long request cannot starve shorter ones behind it. A run can also be
+//! capped in padded tokens. Search queries have a batcher of their own (server::Lane).
 use super::stats::Stats;
 use super::wire::{Input, ModelKey};
 use crate::error::{DocError, ErrorKind, Result};
@@ -131,17 +130,15 @@ impl<M: BatchModel, L: FnMut(&ModelKey) -> Result<M>> Batcher<M, L> {
         });
     }
 
-    /// One ONNX run for the oldest request's model. Waiting single-text requests (queries) go
-    /// first and alone; otherwise the run is filled round-robin from every request for the model,
-    /// up to max_batch texts and max_tokens padded tokens (always at least one text).
+    /// One ONNX run for the oldest request's model, filled round-robin from every request for
+    /// the model, up to max_batch texts and max_tokens padded tokens (always at least one text).
     fn step(&mut self, max_batch: usize, max_tokens: usize) {
         let model_key = self.active[0].model.clone();
-        let queries_wait = self.active.iter().any(|a| a.model == model_key && a.order.len() == 1 && a.taken == 0);
         let mut picks: Vec<(usize, usize)> = Vec::with_capacity(max_batch);
         let mut longest = 0;
         'fill: loop {
             let mut took = false;
-            for (ai, a) in self.active.iter_mut().enumerate().filter(|(_, a)| a.model == model_key && (!queries_wait || a.order.len() == 1)) {
+            for (ai, a) in self.active.iter_mut().enumerate().filter(|(_, a)| a.model == model_key) {
                 if a.taken == a.order.len() {
                     continue;
                 }
@@ -274,41 +271,36 @@ mod tests {
     }
 
     #[test]
-    fn queries_run_first_then_requests_share_runs_round_robin_and_get_their_own_answers_in_order() {
+    fn requests_share_runs_round_robin_and_get_their_own_answers_in_order() {
         let runs = Arc::new(Mutex::new(Vec::new()));
         let mut b = batcher(4, &runs);
         let (long, long_rx) = job("m", &["aaaaa", "a", "aaa", "aaaaaaa", "aa", "aaaaaa"]);
         let (other, other_rx) = job("m", &["ddd", "dd"]);
-        let (q1, q1_rx) = job("m", &["bbbb"]);
-        let (q2, q2_rx) = job("m", &["cccccccc"]);
-        for j in [long, other, q1, q2] {
+        let (one, one_rx) = job("m", &["bbbb"]);
+        for j in [long, other, one] {
             b.stats.texts_queued(j.inputs.len());
             b.admit(j);
         }
-        // The single-text requests go first, on their own.
+        // Round-robin, each request's cheapest texts first.
         b.step(4, 0);
-        assert_eq!(runs.lock()[0], vec!["bbbb", "cccccccc"]);
-        assert_eq!(vectors(&q1_rx), vec![4.0]);
-        assert_eq!(vectors(&q2_rx), vec![8.0]);
-        // Then round-robin, each request's cheapest texts first.
-        b.step(4, 0);
-        assert_eq!(runs.lock()[1], vec!["a", "dd", "aa", "ddd"]);
-        assert_eq!(vectors(&other_rx), vec![3.0, 2.0], "answers in the caller's order");
-        assert!(long_rx.try_recv().is_err(), "the long request is not done yet");
-        // A query that arrives meanwhile runs next, ahead of the rest of the long request.
-        let (q3, q3_rx) = job("m", &["e"]);
+        assert_eq!(runs.lock()[0], vec!["a", "dd", "bbbb", "aa"]);
+        assert_eq!(vectors(&one_rx), vec![4.0]);
+        assert!(other_rx.try_recv().is_err() && long_rx.try_recv().is_err(), "not done yet");
+        // A request that arrives meanwhile joins the next run.
+        let (late, late_rx) = job("m", &["e"]);
         b.stats.texts_queued(1);
-        b.admit(q3);
+        b.admit(late);
         b.step(4, 0);
-        assert_eq!(runs.lock()[2], vec!["e"]);
-        assert_eq!(vectors(&q3_rx), vec![1.0]);
+        assert_eq!(runs.lock()[1], vec!["aaa", "ddd", "e", "aaaaa"]);
+        assert_eq!(vectors(&other_rx), vec![3.0, 2.0], "answers in the caller's order");
+        assert_eq!(vectors(&late_rx), vec![1.0]);
         b.step(4, 0);
-        assert_eq!(runs.lock()[3], vec!["aaa", "aaaaa", "aaaaaa", "aaaaaaa"]);
+        assert_eq!(runs.lock()[2], vec!["aaaaaa", "aaaaaaa"]);
         assert_eq!(vectors(&long_rx), vec![5.0, 1.0, 3.0, 7.0, 2.0, 6.0], "answers in the caller's order");
         assert!(b.active.is_empty());
         let j = b.stats.to_json(serde_json::Value::Null);
         assert_eq!(j["queue_depth"], 0);
-        assert_eq!((j["batches"].as_u64(), j["texts"].as_u64(), j["requests"].as_u64()), (Some(4), Some(11), Some(5)));
+        assert_eq!((j["batches"].as_u64(), j["texts"].as_u64(), j["requests"].as_u64()), (Some(3), Some(10), Some(4)));
     }
 
     #[test]

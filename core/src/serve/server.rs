@@ -1,10 +1,11 @@
 //! The model worker's socket server: one small thread per connected backend reads requests,
-//! queues them for the batcher thread and writes back its answers.
+//! queues them for a batcher thread (one per lane) and writes back its answers.
 use super::batcher::{BatchConfig, BatchModel, Batcher, Job};
 use super::stats::Stats;
 use super::wire::{read_frame, write_frame, Input, ModelKey, ModelKind, Request, Response};
 use crate::clip::preprocess::SIZE;
 use crate::error::{DocError, ErrorKind, Result};
+use crate::threads;
 use parking_lot::Mutex;
 use serde_json::Value;
 use std::io;
@@ -18,41 +19,79 @@ use std::time::Instant;
 /// Connection threads only move bytes; they need little stack.
 const CONNECTION_STACK: usize = 256 << 10;
 
+/// Which of the worker's two batchers runs a request. Single texts (search queries, one-chunk
+/// documents) have their own, with their own copy of each model on one thread, so a query
+/// never waits behind an ingest's runs; everything longer shares the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Queries,
+    Bulk,
+}
+
+impl Lane {
+    pub fn of(inputs: &[Input]) -> Lane {
+        if inputs.len() == 1 {
+            Lane::Queries
+        } else {
+            Lane::Bulk
+        }
+    }
+}
+
+/// Each lane's queue.
+#[derive(Clone)]
+struct Lanes {
+    queries: Sender<Job>,
+    bulk: Sender<Job>,
+}
+
+impl Lanes {
+    fn send(&self, job: Job) -> std::result::Result<(), std::sync::mpsc::SendError<Job>> {
+        match Lane::of(&job.inputs) {
+            Lane::Queries => self.queries.send(job),
+            Lane::Bulk => self.bulk.send(job),
+        }
+    }
+}
+
 pub struct Server {
     pub stats: Arc<Stats>,
     /// Batch size and wait, changeable while serving.
     pub batch: Arc<Mutex<BatchConfig>>,
     /// Extra figures merged into every stats answer (device setting, runtime, …).
     pub info: Arc<Mutex<Value>>,
-    batcher: JoinHandle<()>,
-    jobs: Sender<Job>,
+    batchers: Vec<JoinHandle<()>>,
+    jobs: Lanes,
 }
 
 impl Server {
-    /// Loads a model before anyone asks for it; a failure is reported to the first request.
+    /// Loads a model in both lanes before anyone asks for it; a failure is reported to the
+    /// first request.
     pub fn preload(&self, model: ModelKey) {
-        let (reply, _ignored) = channel();
-        self.stats.texts_queued(1);
-        let warm_up = match model.kind {
+        let warm_up = || match model.kind {
             ModelKind::ClipImage => Input::Pixels(vec![0.0; 3 * SIZE * SIZE]),
             ModelKind::Sentence | ModelKind::ClipText => "warm-up".into(),
         };
-        let _ = self.jobs.send(Job { model, inputs: vec![warm_up], reply, received: Instant::now() });
+        for inputs in [vec![warm_up()], vec![warm_up(), warm_up()]] {
+            let (reply, _ignored) = channel();
+            self.stats.texts_queued(inputs.len());
+            let _ = self.jobs.send(Job { model: model.clone(), inputs, reply, received: Instant::now() });
+        }
     }
 
-    /// False once the batcher thread has stopped (it only stops if it panicked).
+    /// False once a batcher thread has stopped (one only stops if it panicked).
     pub fn alive(&self) -> bool {
-        !self.batcher.is_finished()
+        self.batchers.iter().all(|b| !b.is_finished())
     }
 }
 
 /// Binds `socket` (replacing a stale one) and starts serving; `load` builds a model from its
-/// folder, on the batcher thread, the first time a request names it.
+/// folder for a lane, on that lane's batcher thread, the first time a request there names it.
 pub fn start<M, L>(socket: &Path, batch: BatchConfig, stats: Arc<Stats>, load: L) -> io::Result<Server>
 where
     M: BatchModel + 'static,
     M::Item: 'static,
-    L: FnMut(&ModelKey) -> Result<M> + Send + 'static,
+    L: Fn(&ModelKey, Lane) -> Result<M> + Send + Sync + 'static,
 {
     match std::fs::remove_file(socket) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -61,14 +100,22 @@ where
     let listener = UnixListener::bind(socket)?;
     let batch = Arc::new(Mutex::new(batch));
     let info = Arc::new(Mutex::new(Value::Object(Default::default())));
-    let (jobs, queue) = channel::<Job>();
-    let batcher = {
-        let (batch, stats) = (batch.clone(), stats.clone());
-        std::thread::Builder::new().name("docchat-batcher".into()).spawn(move || Batcher::new(batch, load, stats).run(queue))?
+    let load = Arc::new(load);
+    let mut batchers = Vec::new();
+    let mut spawn_lane = |lane: Lane, name: &str| -> io::Result<Sender<Job>> {
+        let (jobs, queue) = channel::<Job>();
+        let (batch, stats, load) = (batch.clone(), stats.clone(), load.clone());
+        let handle = threads::spawn(std::thread::Builder::new().name(name.into()), move || {
+            Batcher::new(batch, move |key: &ModelKey| load(key, lane), stats).run(queue)
+        })?;
+        batchers.push(handle);
+        Ok(jobs)
     };
+    let jobs = Lanes { queries: spawn_lane(Lane::Queries, "docchat-queries")?, bulk: spawn_lane(Lane::Bulk, "docchat-batcher")? };
     {
         let (stats, info, jobs) = (stats.clone(), info.clone(), jobs.clone());
-        std::thread::Builder::new().name("docchat-accept".into()).spawn(move || {
+        // Connection threads inherit its mask: no signals.
+        threads::spawn(std::thread::Builder::new().name("docchat-accept".into()), move || {
             for conn in listener.incoming().flatten() {
                 let (jobs, stats, info) = (jobs.clone(), stats.clone(), info.clone());
                 let spawned = std::thread::Builder::new()
@@ -80,10 +127,10 @@ where
             }
         })?;
     }
-    Ok(Server { stats, batch, info, batcher, jobs })
+    Ok(Server { stats, batch, info, batchers, jobs })
 }
 
-fn serve_connection(mut conn: UnixStream, jobs: &Sender<Job>, stats: &Stats, info: &Mutex<Value>) {
+fn serve_connection(mut conn: UnixStream, jobs: &Lanes, stats: &Stats, info: &Mutex<Value>) {
     while let Ok(Some(frame)) = read_frame(&mut conn) {
         let response = match Request::decode(&frame) {
             Ok(Request::Embed { model, inputs }) => embed(jobs, stats, model, inputs),
@@ -96,7 +143,7 @@ fn serve_connection(mut conn: UnixStream, jobs: &Sender<Job>, stats: &Stats, inf
     }
 }
 
-fn embed(jobs: &Sender<Job>, stats: &Stats, model: ModelKey, inputs: Vec<Input>) -> Response {
+fn embed(jobs: &Lanes, stats: &Stats, model: ModelKey, inputs: Vec<Input>) -> Response {
     let n = inputs.len();
     let (reply, answer) = channel();
     stats.texts_queued(n);
@@ -126,7 +173,7 @@ mod tests {
     use std::time::Duration;
 
     fn serve(dir: &Path) -> Server {
-        let load = |key: &ModelKey| WorkerModel::load(key, &files().runtime, RunOptions::default());
+        let load = |key: &ModelKey, _: Lane| WorkerModel::load(key, &files().runtime, RunOptions::default());
         start(&dir.join("s.sock"), BatchConfig { max_batch: 8, max_wait: Duration::ZERO, max_tokens: 0 }, Arc::default(), load).unwrap()
     }
 
@@ -171,6 +218,52 @@ mod tests {
         let bad = c.call(&Request::Embed { model: ModelKey::sentence("/nonexistent", 256), inputs: vec!["x".into()] }, &mut || false).unwrap();
         assert!(matches!(bad, Response::Error(ref e) if e.kind == ErrorKind::ModelUnavailable), "{bad:?}");
         assert!(server.alive());
+    }
+
+    #[test]
+    fn a_query_is_answered_while_an_ingest_request_runs() {
+        let tmp = tempdir("lanes");
+        let _server = serve(&tmp);
+        let passages: Vec<Input> = (0..1200)
+            .map(|i| {
+                format!("Passage {i} about the growth of owls, rivers and the orchard's apple trees in the delta, season after season.")
+                    .as_str()
+                    .into()
+            })
+            .collect();
+        let sock = tmp.join("s.sock");
+        let bulk = {
+            let sock = sock.clone();
+            std::thread::spawn(move || {
+                let mut c = Client::connect(&sock).unwrap();
+                let r = c.call(&Request::Embed { model: model(), inputs: passages }, &mut || false).unwrap();
+                (matches!(r, Response::Vectors(ref v) if v.len() == 1200), Instant::now())
+            })
+        };
+        // Until the bulk request is well under way: its texts are queued.
+        let mut stats_client = Client::connect(&sock).unwrap();
+        let started = Instant::now();
+        loop {
+            let Response::Stats(json) = stats_client.call(&Request::Stats, &mut || false).unwrap() else { panic!() };
+            let stats: Value = serde_json::from_str(&json).unwrap();
+            if stats["batches"].as_u64() >= Some(1) && stats["queue_depth"].as_u64() > Some(0) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "the bulk request never started");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let mut c = Client::connect(&sock).unwrap();
+        let Response::Vectors(v) = c.call(&Request::Embed { model: model(), inputs: vec!["where do owls nest?".into()] }, &mut || false).unwrap()
+        else {
+            panic!()
+        };
+        let answered = Instant::now();
+        let local = Embedder::load(&files(), RunOptions::default()).unwrap().embed(&["where do owls nest?"]).unwrap();
+        let cos: f32 = v[0].iter().zip(&local[0]).map(|(a, b)| a * b).sum();
+        assert!(cos > 0.9999, "{cos}");
+        let (bulk_ok, bulk_done) = bulk.join().unwrap();
+        assert!(bulk_ok);
+        assert!(answered < bulk_done, "the query waited for the whole ingest request");
     }
 
     #[test]
