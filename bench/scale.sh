@@ -5,7 +5,8 @@
 # chunks of real SciFact sentences with real vectors (tests/examples/scale.rs says how), builds
 # the HNSW index, and runs SciFact's 300 test queries in every mode with k = 8: latency p50, p95,
 # p99 (query embedding included), whether every search returned min(k, matches) rows, and the
-# semantic side's recall@10 against an exact scan. Loads take minutes per 100,000 chunks on 2 cores.
+# semantic side's recall@10 against an exact scan (every third query). Loads take minutes per
+# 100,000 chunks on 2 cores (1M: 4 min, HNSW 11 min).
 source "$(dirname "$0")/../scripts/env.sh"
 cd "$REPO"
 shared=${DOCCHAT_SHARED:-$REPO/../shared}

@@ -3,7 +3,8 @@
 //! Each session is its own role and, for SECONDS, alternates one docchat_ingest_async of a new
 //! document (8 passages of the benchmark set, each tagged so that no chunk repeats) with three docchat_search calls.
 //! Then it waits for the queue to drain and checks that every queued document is `ready` once,
-//! with exactly its chunks; prints throughput, latency percentiles and errors.
+//! with exactly its chunks; prints throughput, latency percentiles and errors, and the same
+//! searches' latency on the idle server afterwards.
 use docchat_tests::{connect, create_role, fresh_db, percentile, shared};
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,17 @@ fn main() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let total_secs = started.elapsed().as_secs_f64();
+    // The same searches by one session of each role with nothing else running: the idle figure
+    // of this run, over the (then larger) data.
+    let mut idle = Vec::new();
+    let mut c = connect(DB, "postgres");
+    for n in 0..(tallies.iter().map(|t| t.search_ms.len()).sum::<usize>().min(600)) {
+        let i = n % sessions;
+        c.batch_execute(&format!("SET ROLE load_user_{i}")).unwrap();
+        let t = Instant::now();
+        c.query("SELECT * FROM docchat_search($1, 5)", &[&queries[(i * 31 + n) % queries.len()]]).unwrap();
+        idle.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
 
     let ids: Vec<String> = tallies.iter().flat_map(|t| t.ids.iter().cloned()).collect();
     let errors: Vec<&String> = tallies.iter().flat_map(|t| t.errors.iter()).collect();
@@ -120,6 +132,8 @@ fn main() {
     let mut search: Vec<f64> = tallies.iter().flat_map(|t| t.search_ms.iter().copied()).collect();
     summary("docchat_ingest_async", &mut ingest, load_secs);
     summary("docchat_search", &mut search, load_secs);
+    let idle_secs = idle.iter().sum::<f64>() / 1000.0;
+    summary("docchat_search, idle (after)", &mut idle, idle_secs);
     println!(
         "documents: {} queued, {docs} stored, {ready} ready, {exact} with exactly their chunks; {chunks} chunks ({distinct} distinct positions, {announced} announced); \
          {cached} of them reused from the embedding cache; \
