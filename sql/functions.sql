@@ -58,7 +58,7 @@ SET enable_seqscan = off
 SET enable_sort = off
 AS $$
 DECLARE
-    ef_search text := coalesce(current_setting('hnsw.ef_search', true), '40');
+    ef_search text;
 BEGIN
     IF exact THEN
         -- (i.embedding <=> q) + 0: not the index's ordering, so never an index scan among others' rows.
@@ -66,7 +66,7 @@ BEGIN
                      FROM docchat.images i WHERE i.owner = nearest_images.owner
                      ORDER BY (i.embedding <=> q) + 0, i.document_id, i.image_index LIMIT k;
     ELSE
-        PERFORM docchat.widen_ef_search(k);
+        ef_search := docchat.widen_ef_search(k);
         RETURN QUERY SELECT h.document_id, h.image_index, h.similarity
                      FROM (SELECT i.document_id, i.image_index, 1 - (i.embedding <=> q) AS similarity
                            FROM docchat.images i WHERE i.owner = nearest_images.owner

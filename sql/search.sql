@@ -90,13 +90,15 @@ ELSE
 END;
 
 -- Sets hnsw.ef_search for this transaction to at least depth and 100 (never lower than the
--- caller's); the caller puts the old value back.
-CREATE FUNCTION docchat.widen_ef_search(depth integer) RETURNS void
+-- caller's) and returns the old value, which the caller puts back.
+CREATE FUNCTION docchat.widen_ef_search(depth integer) RETURNS text
 LANGUAGE plpgsql VOLATILE
 AS $$
+DECLARE
+    old text := coalesce(current_setting('hnsw.ef_search', true), '40');
 BEGIN
-    PERFORM set_config('hnsw.ef_search',
-                       greatest(depth, 100, coalesce(current_setting('hnsw.ef_search', true), '40')::integer)::text, true);
+    PERFORM set_config('hnsw.ef_search', greatest(depth, 100, old::integer)::text, true);
+    RETURN old;
 END
 $$;
 
@@ -115,7 +117,7 @@ SET enable_sort = off
 AS $$
 DECLARE
     hits docchat.search_hit[];
-    ef_search text := coalesce(current_setting('hnsw.ef_search', true), '40');
+    ef_search text;
 BEGIN
     IF exact THEN
         EXECUTE 'SELECT coalesce(array_agg(ROW(h.document_id, h.chunk_index, h.score)::docchat.search_hit
@@ -130,7 +132,7 @@ BEGIN
     END IF;
     -- The candidate list: the caller's hnsw.ef_search, at least depth and at least 100
     -- (pgvector's 40 gave recall@10 0.871 at 100,000 chunks, 100 gave 0.934).
-    PERFORM docchat.widen_ef_search(depth);
+    ef_search := docchat.widen_ef_search(depth);
     -- The model's name and dimension are spelled out so the planner matches its partial index.
     EXECUTE format($query$
         SELECT coalesce(array_agg(ROW(h.document_id, h.chunk_index, h.score)::docchat.search_hit
@@ -226,8 +228,10 @@ BEGIN
     SELECT array_agg(t ORDER BY t.idf DESC, t.ts_config, t.lexeme) INTO terms
     FROM docchat.query_terms(owner, model, query) t;
     n := coalesce(cardinality(terms), 0);
-    IF n = 0 OR scan_owner THEN
-        RETURN CASE WHEN n = 0 THEN '{}' ELSE docchat.bm25_hits(owner, model, documents, terms, n, true, depth, k1, b) END;
+    IF n = 0 THEN
+        RETURN '{}';
+    ELSIF scan_owner THEN
+        RETURN docchat.bm25_hits(owner, model, documents, terms, n, true, depth, k1, b);
     END IF;
     -- The rarest terms, until their postings could hold the depth best several times over.
     WHILE rarest < n AND postings < 20 * depth LOOP

@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 
 pub const BACKEND_TYPE: &str = "docchat model worker";
 
+/// ONNX Runtime threads of the query lane: one text needs no more, and it leaves the rest to
+/// ingests.
+const QUERY_THREADS: usize = 1;
+
 static PRELOADED: AtomicBool = AtomicBool::new(false);
 
 /// Called from _PG_init: registers the worker when docchat is in shared_preload_libraries.
@@ -58,9 +62,8 @@ pub extern "C-unwind" fn docchat_model_worker_main(_arg: pg_sys::Datum) {
         let (runtime, stats) = (runtime.clone(), stats.clone());
         move |key: &ModelKey, lane: Lane| {
             let started = Instant::now();
-            // One thread for queries: one text needs no more, and it leaves the rest to ingests.
             let opts = match lane {
-                Lane::Queries => RunOptions { threads: 1, ..run },
+                Lane::Queries => RunOptions { threads: QUERY_THREADS, ..run },
                 Lane::Bulk => run,
             };
             let model = WorkerModel::load(key, &runtime, opts)?;
@@ -80,7 +83,7 @@ pub extern "C-unwind" fn docchat_model_worker_main(_arg: pg_sys::Datum) {
         *server.info.lock() = json!({
             "device_setting": format!("{:?}", run.device).to_lowercase(),
             "threads": run.threads,
-            "query_threads": 1,
+            "query_threads": QUERY_THREADS,
             "max_batch": batch.max_batch,
             "batch_wait_ms": batch.max_wait.as_millis() as u64,
             "batch_tokens": batch.max_tokens,

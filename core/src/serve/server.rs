@@ -46,11 +46,15 @@ struct Lanes {
 }
 
 impl Lanes {
-    fn send(&self, job: Job) -> std::result::Result<(), std::sync::mpsc::SendError<Job>> {
-        match Lane::of(&job.inputs) {
-            Lane::Queries => self.queries.send(job),
-            Lane::Bulk => self.bulk.send(job),
+    fn to(&self, lane: Lane) -> &Sender<Job> {
+        match lane {
+            Lane::Queries => &self.queries,
+            Lane::Bulk => &self.bulk,
         }
+    }
+
+    fn send(&self, job: Job) -> std::result::Result<(), std::sync::mpsc::SendError<Job>> {
+        self.to(Lane::of(&job.inputs)).send(job)
     }
 }
 
@@ -68,14 +72,14 @@ impl Server {
     /// Loads a model in both lanes before anyone asks for it; a failure is reported to the
     /// first request.
     pub fn preload(&self, model: ModelKey) {
-        let warm_up = || match model.kind {
-            ModelKind::ClipImage => Input::Pixels(vec![0.0; 3 * SIZE * SIZE]),
-            ModelKind::Sentence | ModelKind::ClipText => "warm-up".into(),
-        };
-        for inputs in [vec![warm_up()], vec![warm_up(), warm_up()]] {
+        for lane in [Lane::Queries, Lane::Bulk] {
+            let warm_up = match model.kind {
+                ModelKind::ClipImage => Input::Pixels(vec![0.0; 3 * SIZE * SIZE]),
+                ModelKind::Sentence | ModelKind::ClipText => "warm-up".into(),
+            };
             let (reply, _ignored) = channel();
-            self.stats.texts_queued(inputs.len());
-            let _ = self.jobs.send(Job { model: model.clone(), inputs, reply, received: Instant::now() });
+            self.stats.texts_queued(1);
+            let _ = self.jobs.to(lane).send(Job { model: model.clone(), inputs: vec![warm_up], reply, received: Instant::now() });
         }
     }
 

@@ -27,19 +27,20 @@ pub fn render_page(pdf: &[u8], page: u32, password: Option<&str>, timeout: Durat
         Err(e) => return Err(DocError::new(ErrorKind::ModelUnavailable, format!("cannot run pdftoppm: {e}"))),
     };
     // Feed stdin and drain stdout on threads so neither pipe can fill up and block the other.
+    let no_thread = |e: std::io::Error| DocError::new(ErrorKind::Corrupt, format!("cannot start a thread for pdftoppm: {e}"));
     let mut stdin = child.stdin.take().expect("piped");
     let input = pdf.to_vec();
     let writer = crate::threads::spawn(std::thread::Builder::new(), move || {
         let _ = stdin.write_all(&input);
     })
-    .map_err(|e| DocError::new(ErrorKind::Corrupt, format!("cannot start a thread for pdftoppm: {e}")))?;
+    .map_err(no_thread)?;
     let mut stdout = child.stdout.take().expect("piped");
     let reader = crate::threads::spawn(std::thread::Builder::new(), move || {
         let mut image = Vec::new();
         let _ = (&mut stdout).take(MAX_IMAGE_BYTES as u64 + 1).read_to_end(&mut image);
         image
     })
-    .map_err(|e| DocError::new(ErrorKind::Corrupt, format!("cannot start a thread for pdftoppm: {e}")))?;
+    .map_err(no_thread)?;
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().map_err(|e| DocError::new(ErrorKind::Corrupt, format!("pdftoppm: {e}")))? {
