@@ -14,6 +14,18 @@ CREATE FUNCTION docchat.bm25_score(fts tsvector, lexemes text[], idf double prec
                                    k1 double precision, b double precision) RETURNS double precision
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'bm25_score_wrapper';
+-- Keyword search's candidates (core/src/bm25/candidates.rs): per configuration, tsqueries whose
+-- union holds every chunk whose terms' weights (scale × idf) sum to the threshold; and the
+-- threshold (in idf) expected to be met by a number of chunks.
+CREATE FUNCTION docchat.keyword_candidates(ts_configs text[], lexemes text[], idf double precision[],
+                                           scale double precision, threshold double precision)
+RETURNS TABLE (ts_config text, query text)
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'keyword_candidates_wrapper';
+CREATE FUNCTION docchat.keyword_threshold(ts_configs text[], lexemes text[], idf double precision[], df bigint[],
+                                          matches double precision) RETURNS double precision
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'keyword_threshold_wrapper';
 
 CREATE SEQUENCE docchat.corpus_stats_id_seq;
 CREATE TABLE docchat.corpus_stats (
@@ -241,8 +253,8 @@ $$;
 -- from exact counts, so plain index scans and sequential scans (what a stale estimate picks)
 -- are off.
 CREATE FUNCTION docchat.bm25_hits(owner text, model text, documents uuid[], terms docchat.query_term[],
-                                  matching integer, scan_owner boolean, depth integer,
-                                  k1 double precision, b double precision) RETURNS docchat.search_hit[]
+                                  scale double precision, threshold double precision, scan_owner boolean,
+                                  depth integer, k1 double precision, b double precision) RETURNS docchat.search_hit[]
 LANGUAGE plpgsql STABLE
 SET enable_seqscan = off
 SET enable_indexscan = off
@@ -252,23 +264,28 @@ DECLARE
 BEGIN
     EXECUTE format($query$
         WITH queries AS (
-            SELECT t.ts_config, t.avg_terms, array_agg(t.lexeme) AS lexemes, array_agg(t.idf) AS idf,
-                   string_agg(docchat.quote_lexeme(t.lexeme), ' | ') FILTER (WHERE t.i <= $7)::tsquery AS tsq
-            FROM unnest($4) WITH ORDINALITY t(ts_config, avg_terms, lexeme, idf, n_chunks, i)
-            GROUP BY t.ts_config, t.avg_terms
-            HAVING min(t.i) <= $7)
+            SELECT t.ts_config, t.avg_terms, array_agg(t.lexeme) AS lexemes, array_agg(t.idf) AS idf
+            FROM unnest($4) t
+            GROUP BY t.ts_config, t.avg_terms),
+        matches AS (
+            SELECT m.ts_config, array_agg(m.query::tsquery) AS tsq
+            FROM (SELECT array_agg(t.ts_config) AS configs, array_agg(t.lexeme) AS lexemes, array_agg(t.idf) AS idf
+                  FROM unnest($4) t) a
+            CROSS JOIN LATERAL docchat.keyword_candidates(a.configs, a.lexemes, a.idf, $7, $8) m
+            GROUP BY m.ts_config)
         SELECT coalesce(array_agg(ROW(h.document_id, h.chunk_index, h.score)::docchat.search_hit
                                   ORDER BY h.score DESC, h.document_id, h.chunk_index), '{}')
         FROM (SELECT c.document_id, c.chunk_index, docchat.bm25_score(c.fts, q.lexemes, q.idf, q.avg_terms, $5, $6) AS score
               FROM queries q
+              JOIN matches m ON m.ts_config = q.ts_config
               JOIN docchat.chunks c ON %s AND c.ts_config = q.ts_config
               WHERE c.owner = $1 AND c.model = $2 AND ($3 IS NULL OR c.document_id = ANY ($3))
               ORDER BY score DESC, c.document_id, c.chunk_index
-              LIMIT $8) h
+              LIMIT $9) h
         $query$,
         -- IS TRUE hides the match from the text index.
-        CASE WHEN scan_owner THEN '(c.fts @@ q.tsq) IS TRUE' ELSE 'c.fts @@ q.tsq' END)
-        INTO hits USING owner, model, documents, terms, k1, b, matching, depth;
+        CASE WHEN scan_owner THEN '(c.fts @@ ANY (m.tsq)) IS TRUE' ELSE 'c.fts @@ ANY (m.tsq)' END)
+        INTO hits USING owner, model, documents, terms, k1, b, scale, threshold, depth;
     RETURN hits;
 END
 $$;
@@ -286,42 +303,30 @@ LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
     terms docchat.query_term[];
+    postings bigint;
     hits docchat.search_hit[];
-    n integer;
-    rarest integer := 0;   -- the terms read first
-    postings bigint := 0;
-    needed integer;        -- a chunk that can enter holds one of the first `needed` terms
-    bound float8 := 0;
+    guess float8;
+    floor_score float8 := 0;
 BEGIN
-    SELECT array_agg(t ORDER BY t.idf DESC, t.ts_config, t.lexeme) INTO terms
+    SELECT array_agg(t ORDER BY t.idf DESC, t.ts_config, t.lexeme), sum(t.n_chunks),
+           docchat.keyword_threshold(array_agg(t.ts_config), array_agg(t.lexeme), array_agg(t.idf),
+                                     array_agg(t.n_chunks), 20 * depth)
+    INTO terms, postings, guess
     FROM docchat.query_terms(owner, model, query) t;
-    n := coalesce(cardinality(terms), 0);
-    IF n = 0 THEN
+    IF terms IS NULL THEN
         RETURN '{}';
-    ELSIF scan_owner THEN
-        RETURN docchat.bm25_hits(owner, model, documents, terms, n, true, depth, k1, b);
+    ELSIF scan_owner OR postings <= 20 * depth THEN
+        RETURN docchat.bm25_hits(owner, model, documents, terms, 1, 0, scan_owner, depth, k1, b);
     END IF;
-    -- The rarest terms, until their postings could hold the depth best several times over.
-    WHILE rarest < n AND postings < 20 * depth LOOP
-        rarest := rarest + 1;
-        postings := postings + (terms[rarest]).n_chunks;
-    END LOOP;
-    hits := docchat.bm25_hits(owner, model, documents, terms, rarest, false, depth, k1, b);
-    IF rarest = n THEN
-        RETURN hits;
-    END IF;
-    needed := n;
+    hits := docchat.bm25_hits(owner, model, documents, terms, 1, guess, false, depth, k1, b);
     IF cardinality(hits) = depth THEN
-        -- (1 + 1e-9): the bounds' sum must stay below the threshold after rounding.
-        WHILE needed > 0 AND (bound + (terms[needed]).idf * (k1 + 1)) * (1 + 1e-9) < (hits[depth]).score LOOP
-            bound := bound + (terms[needed]).idf * (k1 + 1);
-            needed := needed - 1;
-        END LOOP;
+        floor_score := (hits[depth]).score;
+        -- (1 + 1e-9), (1 - 1e-9): bounds and scores are rounded differently.
+        IF floor_score > (k1 + 1) * guess * (1 + 1e-9) THEN
+            RETURN hits;
+        END IF;
     END IF;
-    IF needed <= rarest THEN
-        RETURN hits;
-    END IF;
-    RETURN docchat.bm25_hits(owner, model, documents, terms, needed, false, depth, k1, b);
+    RETURN docchat.bm25_hits(owner, model, documents, terms, k1 + 1, floor_score * (1 - 1e-9), false, depth, k1, b);
 END
 $$;
 
@@ -513,7 +518,7 @@ LANGUAGE sql IMMUTABLE
 RETURN ARRAY['claim_ingest_job', 'fail_ingest_job', 'pending_jobs', 'job_is_running', 'create_model_index',
              'notify_status', 'ingest_channel', 'refuse_writes_on_standby', 'internal_functions', 'api_functions', 'grant_usage', 'revoke_usage',
              'filtered_documents', 'visible_chunks', 'widen_ef_search', 'semantic_hits', 'query_terms', 'bm25_hits', 'keyword_hits', 'fused_results',
-             'log_search', 'search_settings', 'fts_length', 'bm25_score', 'count_search_terms', 'rebuild_search_stats',
+             'log_search', 'search_settings', 'fts_length', 'bm25_score', 'keyword_candidates', 'keyword_threshold', 'count_search_terms', 'rebuild_search_stats',
              'nearest_images'];
 
 -- As at the end of a fresh install: nothing new is callable by PUBLIC.

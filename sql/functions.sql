@@ -140,7 +140,7 @@ LANGUAGE sql IMMUTABLE
 RETURN ARRAY['claim_ingest_job', 'fail_ingest_job', 'pending_jobs', 'job_is_running', 'create_model_index',
              'notify_status', 'ingest_channel', 'refuse_writes_on_standby', 'internal_functions', 'api_functions', 'grant_usage', 'revoke_usage',
              'filtered_documents', 'visible_chunks', 'widen_ef_search', 'semantic_hits', 'query_terms', 'bm25_hits', 'keyword_hits', 'fused_results',
-             'log_search', 'search_settings', 'fts_length', 'bm25_score', 'count_search_terms', 'rebuild_search_stats',
+             'log_search', 'search_settings', 'fts_length', 'bm25_score', 'keyword_candidates', 'keyword_threshold', 'count_search_terms', 'rebuild_search_stats',
              'nearest_images'];
 
 -- The functions a user may call: docchat's own, in its two schemas, but the internal ones.

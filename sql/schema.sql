@@ -141,6 +141,18 @@ CREATE FUNCTION docchat.bm25_score(fts tsvector, lexemes text[], idf double prec
                                    k1 double precision, b double precision) RETURNS double precision
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'bm25_score_wrapper';
+-- Keyword search's candidates (core/src/bm25/candidates.rs): per configuration, tsqueries whose
+-- union holds every chunk whose terms' weights (scale × idf) sum to the threshold; and the
+-- threshold (in idf) expected to be met by a number of chunks.
+CREATE FUNCTION docchat.keyword_candidates(ts_configs text[], lexemes text[], idf double precision[],
+                                           scale double precision, threshold double precision)
+RETURNS TABLE (ts_config text, query text)
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'keyword_candidates_wrapper';
+CREATE FUNCTION docchat.keyword_threshold(ts_configs text[], lexemes text[], idf double precision[], df bigint[],
+                                          matches double precision) RETURNS double precision
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'keyword_threshold_wrapper';
 
 CREATE SEQUENCE docchat.corpus_stats_id_seq;
 CREATE TABLE docchat.corpus_stats (

@@ -167,14 +167,15 @@ AS $$
     WHERE s.owner = $1 AND s.model = $2 AND s.n_chunks > 0
 $$;
 
--- The depth best of the owner's chunks holding any of the first `matching` terms, scored by
--- BM25 (k1, b) over all the terms. scan_owner reads the owner's chunks through the owner index
--- (for few chunks), else the chunks holding a term through the text index. The caller chose
--- from exact counts, so plain index scans and sequential scans (what a stale estimate picks)
--- are off.
+-- The depth best of the owner's chunks whose terms' weights (scale × idf) sum to the threshold
+-- (0: every chunk holding a term), scored by BM25 (k1, b) over all the terms.
+-- docchat.keyword_candidates gives the chunks as tsqueries, which one bitmap scan of the text
+-- index unites; scan_owner reads the owner's chunks through the owner index (for few chunks)
+-- instead. The caller chose from exact counts, so plain index scans and sequential scans (what
+-- a stale estimate picks) are off.
 CREATE FUNCTION docchat.bm25_hits(owner text, model text, documents uuid[], terms docchat.query_term[],
-                                  matching integer, scan_owner boolean, depth integer,
-                                  k1 double precision, b double precision) RETURNS docchat.search_hit[]
+                                  scale double precision, threshold double precision, scan_owner boolean,
+                                  depth integer, k1 double precision, b double precision) RETURNS docchat.search_hit[]
 LANGUAGE plpgsql STABLE
 SET enable_seqscan = off
 SET enable_indexscan = off
@@ -184,23 +185,28 @@ DECLARE
 BEGIN
     EXECUTE format($query$
         WITH queries AS (
-            SELECT t.ts_config, t.avg_terms, array_agg(t.lexeme) AS lexemes, array_agg(t.idf) AS idf,
-                   string_agg(docchat.quote_lexeme(t.lexeme), ' | ') FILTER (WHERE t.i <= $7)::tsquery AS tsq
-            FROM unnest($4) WITH ORDINALITY t(ts_config, avg_terms, lexeme, idf, n_chunks, i)
-            GROUP BY t.ts_config, t.avg_terms
-            HAVING min(t.i) <= $7)
+            SELECT t.ts_config, t.avg_terms, array_agg(t.lexeme) AS lexemes, array_agg(t.idf) AS idf
+            FROM unnest($4) t
+            GROUP BY t.ts_config, t.avg_terms),
+        matches AS (
+            SELECT m.ts_config, array_agg(m.query::tsquery) AS tsq
+            FROM (SELECT array_agg(t.ts_config) AS configs, array_agg(t.lexeme) AS lexemes, array_agg(t.idf) AS idf
+                  FROM unnest($4) t) a
+            CROSS JOIN LATERAL docchat.keyword_candidates(a.configs, a.lexemes, a.idf, $7, $8) m
+            GROUP BY m.ts_config)
         SELECT coalesce(array_agg(ROW(h.document_id, h.chunk_index, h.score)::docchat.search_hit
                                   ORDER BY h.score DESC, h.document_id, h.chunk_index), '{}')
         FROM (SELECT c.document_id, c.chunk_index, docchat.bm25_score(c.fts, q.lexemes, q.idf, q.avg_terms, $5, $6) AS score
               FROM queries q
+              JOIN matches m ON m.ts_config = q.ts_config
               JOIN docchat.chunks c ON %s AND c.ts_config = q.ts_config
               WHERE c.owner = $1 AND c.model = $2 AND ($3 IS NULL OR c.document_id = ANY ($3))
               ORDER BY score DESC, c.document_id, c.chunk_index
-              LIMIT $8) h
+              LIMIT $9) h
         $query$,
         -- IS TRUE hides the match from the text index.
-        CASE WHEN scan_owner THEN '(c.fts @@ q.tsq) IS TRUE' ELSE 'c.fts @@ q.tsq' END)
-        INTO hits USING owner, model, documents, terms, k1, b, matching, depth;
+        CASE WHEN scan_owner THEN '(c.fts @@ ANY (m.tsq)) IS TRUE' ELSE 'c.fts @@ ANY (m.tsq)' END)
+        INTO hits USING owner, model, documents, terms, k1, b, scale, threshold, depth;
     RETURN hits;
 END
 $$;
@@ -208,52 +214,43 @@ $$;
 -- The depth best chunks for the query by BM25 (k1, b) over the owner's chunks of the model, with
 -- the owner's corpus statistics: idf from the number of chunks holding each lexeme, length in
 -- lexeme occurrences against the mean, per text search configuration.
--- Through the text index the result is the same, read with MaxScore pruning: a term adds less
--- than idf * (k1 + 1) to any chunk's score, so once the depth-th best score among the chunks
--- holding the rarest terms exceeds the sum of that bound over the commoner terms, a chunk
--- holding only commoner terms cannot enter, and their (long) posting lists are never read.
+-- Through the text index the result is the same, read in two passes. A term adds less than
+-- idf × (k1 + 1) to any chunk's score, and a single occurrence in a chunk of mean length adds
+-- idf. First the chunks whose terms' idf sum to a threshold guessed to be met by about
+-- 20 × depth of them (docchat.keyword_threshold): the depth-th best score there is a floor.
+-- Then only the chunks whose terms' bounds reach that floor can enter, and the text index
+-- intersects the common terms' posting lists instead of reading them chunk by chunk; when the
+-- floor passes the first pass' own bound, nothing outside it can enter and it is the result.
 CREATE FUNCTION docchat.keyword_hits(owner text, model text, documents uuid[], query text, scan_owner boolean,
                                      depth integer, k1 double precision, b double precision) RETURNS docchat.search_hit[]
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
     terms docchat.query_term[];
+    postings bigint;
     hits docchat.search_hit[];
-    n integer;
-    rarest integer := 0;   -- the terms read first
-    postings bigint := 0;
-    needed integer;        -- a chunk that can enter holds one of the first `needed` terms
-    bound float8 := 0;
+    guess float8;
+    floor_score float8 := 0;
 BEGIN
-    SELECT array_agg(t ORDER BY t.idf DESC, t.ts_config, t.lexeme) INTO terms
+    SELECT array_agg(t ORDER BY t.idf DESC, t.ts_config, t.lexeme), sum(t.n_chunks),
+           docchat.keyword_threshold(array_agg(t.ts_config), array_agg(t.lexeme), array_agg(t.idf),
+                                     array_agg(t.n_chunks), 20 * depth)
+    INTO terms, postings, guess
     FROM docchat.query_terms(owner, model, query) t;
-    n := coalesce(cardinality(terms), 0);
-    IF n = 0 THEN
+    IF terms IS NULL THEN
         RETURN '{}';
-    ELSIF scan_owner THEN
-        RETURN docchat.bm25_hits(owner, model, documents, terms, n, true, depth, k1, b);
+    ELSIF scan_owner OR postings <= 20 * depth THEN
+        RETURN docchat.bm25_hits(owner, model, documents, terms, 1, 0, scan_owner, depth, k1, b);
     END IF;
-    -- The rarest terms, until their postings could hold the depth best several times over.
-    WHILE rarest < n AND postings < 20 * depth LOOP
-        rarest := rarest + 1;
-        postings := postings + (terms[rarest]).n_chunks;
-    END LOOP;
-    hits := docchat.bm25_hits(owner, model, documents, terms, rarest, false, depth, k1, b);
-    IF rarest = n THEN
-        RETURN hits;
-    END IF;
-    needed := n;
+    hits := docchat.bm25_hits(owner, model, documents, terms, 1, guess, false, depth, k1, b);
     IF cardinality(hits) = depth THEN
-        -- (1 + 1e-9): the bounds' sum must stay below the threshold after rounding.
-        WHILE needed > 0 AND (bound + (terms[needed]).idf * (k1 + 1)) * (1 + 1e-9) < (hits[depth]).score LOOP
-            bound := bound + (terms[needed]).idf * (k1 + 1);
-            needed := needed - 1;
-        END LOOP;
+        floor_score := (hits[depth]).score;
+        -- (1 + 1e-9), (1 - 1e-9): bounds and scores are rounded differently.
+        IF floor_score > (k1 + 1) * guess * (1 + 1e-9) THEN
+            RETURN hits;
+        END IF;
     END IF;
-    IF needed <= rarest THEN
-        RETURN hits;
-    END IF;
-    RETURN docchat.bm25_hits(owner, model, documents, terms, needed, false, depth, k1, b);
+    RETURN docchat.bm25_hits(owner, model, documents, terms, k1 + 1, floor_score * (1 - 1e-9), false, depth, k1, b);
 END
 $$;
 

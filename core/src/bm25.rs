@@ -7,6 +7,8 @@
 //! positions follow its lexeme at the next even offset: `uint16 npos`, then npos `uint16`s.
 //! Lexemes are sorted by bytes, a prefix before its extensions.
 
+pub mod candidates;
+
 #[cfg(not(target_endian = "little"))]
 compile_error!("the tsvector reader assumes a little-endian bitfield layout");
 

@@ -109,10 +109,10 @@ fn statistics_stay_exact_and_scores_are_bm25() {
     assert_eq!(sqlstate(&ben.batch_execute("SELECT * FROM docchat.lexeme_stats").unwrap_err()), "42501");
 }
 
-/// The text index path reads the rarest terms' chunks first and skips the commoner terms'
-/// (MaxScore) when their bounds cannot reach the depth-th score: its results must be exactly
-/// those of scoring every chunk, for real abstracts and real questions (SciFact), at keyword
-/// search's depth (k) and at hybrid's (100).
+/// The text index path reads only the chunks whose terms' bounds can reach the depth-th score
+/// (docchat.keyword_candidates' tsqueries, after a first pass over the chunks expected to
+/// score best): its results must be exactly those of scoring every chunk, for real abstracts
+/// and real questions (SciFact), at keyword search's depth (k) and at hybrid's (100).
 #[test]
 fn pruned_keyword_search_returns_exactly_the_full_ranking() {
     let mut admin = fresh_db("t_keyword_pruned");
