@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Search at scale through docchat_search (after `make install`):
 #   bash bench/scale.sh [N] [LAYOUT...]   (default: 1000000 chunks; layouts one many small)
+#   bash bench/scale.sh N images          (pictures: exact scan against the HNSW index at
+#                                          1,000 to N pictures of one owner)
 # Starts its own cluster (port 5437, data in $DOCCHAT_STATE/.pgscale). For each layout it loads N
 # chunks of real SciFact sentences with real vectors (tests/examples/scale.rs says how), builds
 # the HNSW index, and runs SciFact's 300 test queries in every mode with k = 8: latency p50, p95,
@@ -39,6 +41,11 @@ if [ "$(psql -qAtX -d scale -c "SELECT key FROM bench_build" 2>/dev/null)" != "$
 fi
 lscpu | sed -n 's/^Model name: *//p'
 for layout in "${layouts[@]}"; do
+  if [ "$layout" = images ]; then
+    sizes=$(for s in 1000 3000 10000 30000 100000 300000 1000000; do [ "$s" -le "$n" ] && echo "$s"; done)
+    ./target/release/examples/scale images "$data" $sizes
+    continue
+  fi
   ./target/release/examples/scale load "$data" "$n" "$layout"
   ./target/release/examples/scale query "$data" "$layout"
 done

@@ -247,11 +247,12 @@ AS $$
     WHERE s.owner = $1 AND s.model = $2 AND s.n_chunks > 0
 $$;
 
--- The depth best of the owner's chunks holding any of the first `matching` terms, scored by
--- BM25 (k1, b) over all the terms. scan_owner reads the owner's chunks through the owner index
--- (for few chunks), else the chunks holding a term through the text index. The caller chose
--- from exact counts, so plain index scans and sequential scans (what a stale estimate picks)
--- are off.
+-- The depth best of the owner's chunks whose terms' weights (scale × idf) sum to the threshold
+-- (0: every chunk holding a term), scored by BM25 (k1, b) over all the terms.
+-- docchat.keyword_candidates gives the chunks as tsqueries, which one bitmap scan of the text
+-- index unites; scan_owner reads the owner's chunks through the owner index (for few chunks)
+-- instead. The caller chose from exact counts, so plain index scans and sequential scans (what
+-- a stale estimate picks) are off.
 CREATE FUNCTION docchat.bm25_hits(owner text, model text, documents uuid[], terms docchat.query_term[],
                                   scale double precision, threshold double precision, scan_owner boolean,
                                   depth integer, k1 double precision, b double precision) RETURNS docchat.search_hit[]
@@ -293,10 +294,13 @@ $$;
 -- The depth best chunks for the query by BM25 (k1, b) over the owner's chunks of the model, with
 -- the owner's corpus statistics: idf from the number of chunks holding each lexeme, length in
 -- lexeme occurrences against the mean, per text search configuration.
--- Through the text index the result is the same, read with MaxScore pruning: a term adds less
--- than idf * (k1 + 1) to any chunk's score, so once the depth-th best score among the chunks
--- holding the rarest terms exceeds the sum of that bound over the commoner terms, a chunk
--- holding only commoner terms cannot enter, and their (long) posting lists are never read.
+-- Through the text index the result is the same, read in two passes. A term adds less than
+-- idf × (k1 + 1) to any chunk's score, and a single occurrence in a chunk of mean length adds
+-- idf. First the chunks whose terms' idf sum to a threshold guessed to be met by about
+-- 20 × depth of them (docchat.keyword_threshold): the depth-th best score there is a floor.
+-- Then only the chunks whose terms' bounds reach that floor can enter, and the text index
+-- intersects the common terms' posting lists instead of reading them chunk by chunk; when the
+-- floor passes the first pass' own bound, nothing outside it can enter and it is the result.
 CREATE FUNCTION docchat.keyword_hits(owner text, model text, documents uuid[], query text, scan_owner boolean,
                                      depth integer, k1 double precision, b double precision) RETURNS docchat.search_hit[]
 LANGUAGE plpgsql STABLE

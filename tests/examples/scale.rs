@@ -5,6 +5,10 @@
 //!   scale query DIR LAYOUT     SciFact's 300 test queries through docchat_search, k = 8, every
 //!                              mode: latency percentiles, row counts, semantic recall@10
 //!                              (over every third query)
+//!   scale images DIR N...      pictures of one owner, at each size N: the exact scan and the
+//!                              HNSW index of docchat_search_images (docchat.nearest_images), k = 8,
+//!                              latency, rows and the index's recall@8 (where the exact scan
+//!                              stops paying: docchat.exact_search_limit)
 //! Texts are real and not duplicates: each chunk joins three sentences of SciFact abstracts
 //! (DIR/corpus.jsonl), chosen by a hash of its number. Vectors: each sentence is embedded once
 //! with the default model (cached in bench_sentences), a chunk's vector is the normalised sum of
@@ -218,11 +222,89 @@ fn query(dir: &str, layout: &str) {
     }
 }
 
+/// A 512-dimensional picture-like vector from two sentences' vectors (SQL over a and b): real
+/// directions, as the CLIP model that would embed pictures is not installed here.
+const IMAGE_VECTOR: &str = "l2_normalize(((a.vec::real[] || b.vec::real[])[1:512])::vector(512))";
+
+fn images(dir: &str, sizes: &[i64]) {
+    let mut c = connect(DB, "postgres");
+    let s = sentences(&mut c, dir);
+    c.batch_execute(
+        "DO $$ BEGIN CREATE ROLE scale_img; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         INSERT INTO docchat.documents (id, owner, filename, mime_type, size, sha256, model, ts_config)
+         VALUES ('00000000-0000-0000-0002-000000000000', 'scale_img', 'pictures', 'image/png', 0, '', 'all-MiniLM-L6-v2', 'pg_catalog.english')
+         ON CONFLICT DO NOTHING",
+    )
+    .unwrap();
+    let qs: Vec<String> = queries(dir);
+    // Query vectors made as the pictures' are, from the query's and another sentence's vector.
+    let vectors: Vec<String> = qs
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            c.query_one(
+                &format!("SELECT {IMAGE_VECTOR}::text FROM (SELECT docchat_embed($1) AS vec) a, bench_sentences b WHERE b.id = $2"),
+                &[q, &(((i as i64 * 7919) % s) as i32)],
+            )
+            .unwrap()
+            .get(0)
+        })
+        .collect();
+    println!("| pictures | path | p50 | p95 | p99 | rows k = 8 | recall@8 of the index |");
+    for &n in sizes {
+        let have: i64 = c.query_one("SELECT count(*) FROM docchat.images WHERE owner = 'scale_img'", &[]).unwrap().get(0);
+        c.execute(
+            &format!(
+                "INSERT INTO docchat.images (document_id, image_index, owner, name, mime_type, width, height, content, embedding)
+                 SELECT '00000000-0000-0000-0002-000000000000', i, 'scale_img', 'picture ' || i, 'image/png', 1, 1, '\\x00', {IMAGE_VECTOR}
+                 FROM generate_series($1::bigint, $2::bigint - 1) i
+                 JOIN bench_sentences a ON a.id = (hashint8(i) & 2147483647) % {s}
+                 JOIN bench_sentences b ON b.id = (hashint8(i + 7919) & 2147483647) % {s}"
+            ),
+            &[&have, &n],
+        )
+        .unwrap();
+        c.batch_execute("VACUUM ANALYZE docchat.images").unwrap();
+        let mut exact_hits = Vec::new();
+        for exact in [true, false] {
+            let (mut times, mut right, mut recall) = (Vec::new(), 0, 0.0);
+            for (i, v) in vectors.iter().enumerate() {
+                let t = Instant::now();
+                let rows = c
+                    .query(
+                        "SELECT document_id::text || '/' || image_index FROM docchat.nearest_images('scale_img', $1::text::vector(512), 8, $2)",
+                        &[v, &exact],
+                    )
+                    .unwrap();
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+                let got: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+                right += (got.len() == 8.min(n as usize)) as usize;
+                if exact {
+                    exact_hits.push(got);
+                } else {
+                    recall += exact_hits[i].intersection(&got).count() as f64 / exact_hits[i].len().max(1) as f64;
+                }
+            }
+            times.sort_by(f64::total_cmp);
+            let recall = if exact { "-".into() } else { format!("{:.3}", recall / vectors.len() as f64) };
+            println!(
+                "| {n} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {right}/{} | {recall} |",
+                if exact { "exact scan" } else { "HNSW index" },
+                percentile(&times, 0.5),
+                percentile(&times, 0.95),
+                percentile(&times, 0.99),
+                vectors.len()
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match (args.first().map(String::as_str), args.len()) {
         (Some("load"), 4) => load(&args[1], args[2].parse().expect("N"), &args[3]),
         (Some("query"), 3) => query(&args[1], &args[2]),
-        _ => eprintln!("usage: scale load DIR N LAYOUT | query DIR LAYOUT (LAYOUT: one, many, small)"),
+        (Some("images"), n) if n > 2 => images(&args[1], &args[2..].iter().map(|n| n.parse().expect("N")).collect::<Vec<i64>>()),
+        _ => eprintln!("usage: scale load DIR N LAYOUT | query DIR LAYOUT (LAYOUT: one, many, small) | images DIR N..."),
     }
 }
