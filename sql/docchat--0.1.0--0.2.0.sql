@@ -516,6 +516,10 @@ BEGIN
     END IF;
 END
 $$;
+-- Vectors stay inline in rows up to a page (see sql/schema.sql); rows written before keep theirs
+-- in TOAST until rewritten (VACUUM FULL docchat.chunks, docchat.images).
+ALTER TABLE docchat.chunks SET (toast_tuple_target = 4080);
+ALTER TABLE docchat.images SET (toast_tuple_target = 4080);
 -- The new internal functions stay internal.
 CREATE OR REPLACE FUNCTION docchat.internal_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE

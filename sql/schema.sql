@@ -123,7 +123,11 @@ CREATE TABLE docchat.chunks (
     ts_config   text NOT NULL DEFAULT 'pg_catalog.simple' CHECK (ts_config LIKE 'pg_catalog.%'),  -- the document's
     fts         tsvector GENERATED ALWAYS AS (docchat.to_fts(ts_config, content)) STORED,
     PRIMARY KEY (document_id, chunk_index)
-);
+) WITH (toast_tuple_target = 4080);
+-- toast_tuple_target: a row up to 4 KB keeps its vector inline. Above the default 2 KB (a row of
+-- three sentences and a 384-dimensional vector is 2.8 KB) Postgres moves the vector to TOAST,
+-- and semantic search over a 10,000-chunk owner (an exact scan, which reads every vector) took
+-- 2.7x as long (bench/RESULTS.md).
 -- The embedding cache: a text this owner already has embedded with this model is not embedded again.
 CREATE INDEX chunks_owner_model_text_idx ON docchat.chunks (owner, model, md5(content));
 CREATE INDEX chunks_owner_idx ON docchat.chunks (owner);
@@ -299,7 +303,7 @@ CREATE TABLE docchat.images (
     content     bytea NOT NULL,
     embedding   vector(512) NOT NULL,
     PRIMARY KEY (document_id, image_index)
-);
+) WITH (toast_tuple_target = 4080);  -- the picture's bytes go to TOAST, its vector stays inline (as for chunks)
 CREATE INDEX images_owner_idx ON docchat.images (owner);
 -- For owners with more pictures than docchat.exact_search_limit (smaller ones are scanned exactly).
 CREATE INDEX images_hnsw_idx ON docchat.images USING hnsw (embedding @extschema:vector@.vector_cosine_ops);

@@ -43,10 +43,10 @@ lines(line) AS (
                        ELSE md5(coalesce(pg_get_function_sqlbody(p.oid), p.prosrc)) END)
     FROM funcs p
     UNION ALL
-    SELECT format('relation %s %s | rls %s forced %s | acl %s | comment %s', c.oid::regclass,
+    SELECT format('relation %s %s | rls %s forced %s | options %s | acl %s | comment %s', c.oid::regclass,
                   CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' WHEN 'S' THEN 'sequence'
                                  WHEN 'i' THEN 'index' WHEN 'm' THEN 'materialized view' ELSE c.relkind::text END,
-                  c.relrowsecurity, c.relforcerowsecurity, coalesce(c.relacl::text, '-'),
+                  c.relrowsecurity, c.relforcerowsecurity, coalesce(c.reloptions::text, '-'), coalesce(c.relacl::text, '-'),
                   coalesce(obj_description(c.oid, 'pg_class'), '-'))
     FROM rels c WHERE c.relkind <> 'i'
     UNION ALL
